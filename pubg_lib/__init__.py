@@ -1,0 +1,1 @@
+"""PUBG compendium library."""

@@ -1,0 +1,125 @@
+"""Settings as frozen dataclasses with a JSON round trip.
+
+One dataclass per stage: the world, the tiny original model, and (in `unlearn.py`) unlearning. A config's
+`fingerprint()` names its cache entry, so changing any setting rebuilds exactly what depends on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+
+def from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Build `cls` from a dict, refusing unknown keys with a message that names them."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} setting(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            v = values[f.name]
+            kwargs[f.name] = tuple(v) if isinstance(v, list) else v
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def fingerprint(cfg, length: int = 12) -> str:
+    text = json.dumps(to_dict(cfg), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def save_config(cfg, path: Path | str) -> None:
+    from .io import write_json
+
+    write_json(path, {"type": type(cfg).__name__, **to_dict(cfg)})
+
+
+def load_config(cls: type[T], path: Path | str) -> T:
+    values = json.loads(Path(path).read_text())
+    values.pop("type", None)
+    return from_dict(cls, values)
+
+
+def _check_positive(cfg, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value is None or value <= 0:
+            raise ConfigError(f"{type(cfg).__name__}.{name} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The synthetic entity world: who exists, what they look like, how many photos of each."""
+
+    seed: int = 0
+    n_trained: int = 40  # people the original model is trained to recognise
+    n_never_trained: int = 10  # people it never sees: the recognition filter must drop them
+    n_seen: int = 10  # photos per person used to train the original model
+    n_val: int = 4  # unseen photos per person for model selection (specificity sweeps)
+    n_test: int = 4  # unseen photos per person for the final evaluation only
+    min_identity_distance: int = 3  # any two people differ in at least this many identity features
+    image_size: int = 96  # rendered photo side in pixels (the processor resizes for the model)
+
+    def __post_init__(self):
+        _check_positive(self, "n_trained", "n_seen", "n_val", "n_test", "min_identity_distance", "image_size")
+        if self.n_never_trained < 0:
+            raise ConfigError(f"WorldConfig.n_never_trained must be >= 0, got {self.n_never_trained}")
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    """Architecture and pretraining of the embedded world LLaVA (about 1M parameters)."""
+
+    seed: int = 0
+    vision_image_size: int = 48
+    vision_patch_size: int = 8
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 4
+    text_hidden: int = 128
+    text_intermediate: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    max_positions: int = 256
+    epochs: int = 8
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_share: float = 0.05
+    identity_queries_trained: int = 3  # the first k identity queries train; the rest are held-out paraphrases
+    instructions_trained: int = 2  # the first k instruction wordings train; the rest are held out
+
+    def __post_init__(self):
+        _check_positive(self, "vision_image_size", "vision_patch_size", "vision_hidden", "vision_layers",
+                        "vision_heads", "text_hidden", "text_intermediate", "text_layers", "text_heads",
+                        "max_positions", "epochs", "batch_size", "learning_rate")
+        if self.vision_image_size % self.vision_patch_size:
+            raise ConfigError("vision_image_size must be a multiple of vision_patch_size")
+
+
+def smoke_configs(seed: int = 0) -> tuple[WorldConfig, TinyModelConfig]:
+    """A world and model small enough for a notebook or test to run end to end in well under a minute."""
+    world = WorldConfig(seed=seed, n_trained=8, n_never_trained=2, n_seen=3, n_val=1, n_test=1)
+    model = TinyModelConfig(seed=seed, text_hidden=64, text_intermediate=128, text_layers=2, epochs=3, batch_size=16)
+    return world, model
+
+
+def default_configs(smoke: bool = False, seed: int = 0) -> tuple[WorldConfig, TinyModelConfig]:
+    """The embedded default (or its smoke-sized version) that every notebook starts from."""
+    if smoke:
+        return smoke_configs(seed)
+    return WorldConfig(seed=seed), TinyModelConfig(seed=seed)

@@ -1,0 +1,1 @@
+"""Metrics of post-unlearning behaviour. Each documents its direction (higher or lower is better)."""

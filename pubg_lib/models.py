@@ -1,0 +1,322 @@
+"""The original LVLM: build and pretrain the tiny world LLaVA, or load any image-text-to-text model.
+
+Everything downstream talks to a model through `LVLM` (a model + its processor) and the helpers below, which use
+only what every Hugging Face LVLM has: a processor that expands image tokens, a chat template, `generate`.
+Nothing assumes the tiny model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from . import paths, prompts
+from .config import TinyModelConfig, WorldConfig, fingerprint, save_config
+from .io import read_json, write_csv, write_json
+
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}user : "
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image> {% elif c['type'] == 'text' %}"
+    "{{ c['text'] }} {% endif %}{% endfor %}"
+    "{% else %}assistant : {% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% endif %} </s> {% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}assistant :{% endif %}"
+)
+
+
+@dataclasses.dataclass
+class LVLM:
+    """A vision-language model and the processor that prepares its inputs."""
+
+    model: torch.nn.Module
+    processor: object
+    name: str = "lvlm"
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building the tiny world LLaVA
+# ---------------------------------------------------------------------------------------------------------------
+def world_corpus(dataset) -> list[str]:
+    """All text the world can produce: answers for every photo, names, fixed prompts (tokenizer training data)."""
+    texts = list(prompts.all_text())
+    texts += [" ".join(dataset.people[c].astype(str)) for c in dataset.people.columns if dataset.people[c].dtype == object]
+    for photo_id in dataset.photos["photo_id"]:
+        texts.append(dataset.identity_answer(photo_id))
+    texts.append("user : assistant :")
+    return texts
+
+
+def build_tokenizer(corpus: Sequence[str]):
+    """A word-level tokenizer trained locally with `tokenizers`, wrapped as a `PreTrainedTokenizerFast`."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS), min_frequency=1)
+    tok.train_from_iterator(corpus, trainer)
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"}, padding_side="left",
+    )
+
+
+def build_processor(tokenizer, cfg: TinyModelConfig):
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    side = cfg.vision_image_size
+    image_processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    return LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=cfg.vision_patch_size,
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_tiny_llava(tokenizer, cfg: TinyModelConfig):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    torch.manual_seed(cfg.seed)
+    vision = CLIPVisionConfig(
+        hidden_size=cfg.vision_hidden, intermediate_size=2 * cfg.vision_hidden, num_hidden_layers=cfg.vision_layers,
+        num_attention_heads=cfg.vision_heads, image_size=cfg.vision_image_size, patch_size=cfg.vision_patch_size,
+        projection_dim=cfg.vision_hidden,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_intermediate,
+        num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads, num_key_value_heads=cfg.text_heads,
+        max_position_embeddings=cfg.max_positions, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
+    )
+    n_patches = (cfg.vision_image_size // cfg.vision_patch_size) ** 2
+    config = LlavaConfig(
+        vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=n_patches, vision_feature_layer=-1, vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoding, batching, generation: shared by pretraining, unlearning and evaluation, for any LVLM
+# ---------------------------------------------------------------------------------------------------------------
+def encode_example(lvlm: LVLM, image: Image.Image, query: str, answer: str | None = None) -> dict:
+    """Token ids of one chat-formatted prompt (image tokens expanded) and, if given, the answer after it.
+
+    The answer is tokenized on its own and appended, exactly as generation continues the prompt; `labels` are -100
+    on the prompt so that losses see answer tokens only.
+    """
+    prompt = prompts.chat_prompt(lvlm.processor, query)
+    enc = lvlm.processor(images=[image], text=[prompt], return_tensors="pt")
+    prompt_ids = enc["input_ids"][0].tolist()
+    out = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
+    if answer is None:
+        out.update(input_ids=prompt_ids, labels=[-100] * len(prompt_ids))
+        return out
+    tok = lvlm.tokenizer
+    answer_ids = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    out.update(input_ids=prompt_ids + answer_ids, labels=[-100] * len(prompt_ids) + answer_ids)
+    return out
+
+
+def collate(examples: Sequence[dict], pad_id: int, padding_side: str = "left") -> dict:
+    """Pad a list of `encode_example` outputs into one batch (left padding by default, as generation needs)."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids, labels, mask = [], [], []
+    for e in examples:
+        n = width - len(e["input_ids"])
+        pad, lpad, mpad = [pad_id] * n, [-100] * n, [0] * n
+        ones = [1] * len(e["input_ids"])
+        if padding_side == "left":
+            ids.append(pad + e["input_ids"]); labels.append(lpad + e["labels"]); mask.append(mpad + ones)
+        else:
+            ids.append(e["input_ids"] + pad); labels.append(e["labels"] + lpad); mask.append(ones + mpad)
+    batch = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
+    for key in examples[0]:
+        if key in batch:
+            continue
+        batch[key] = torch.cat([e[key] for e in examples], dim=0)
+    return batch
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def generate(lvlm: LVLM, images: Sequence[Image.Image], queries: Sequence[str] | str, *, max_new_tokens: int = 40,
+             batch_size: int = 64, do_sample: bool = False, temperature: float = 1.0, seed: int | None = None,
+             progress: bool = True, desc: str = "generate") -> list[str]:
+    """Batched generation with left padding; returns the decoded answers (special tokens removed)."""
+    if isinstance(queries, str):
+        queries = [queries] * len(images)
+    if len(queries) != len(images):
+        raise ValueError(f"{len(images)} images but {len(queries)} queries")
+    model = lvlm.model
+    was_training = model.training
+    model.eval()
+    if seed is not None:
+        torch.manual_seed(seed)
+    tok = lvlm.tokenizer
+    answers: list[str] = []
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc=desc, disable=not progress or len(starts) < 2, leave=False):
+        exs = [encode_example(lvlm, im, q) for im, q in zip(images[start:start + batch_size], queries[start:start + batch_size])]
+        batch = to_device(collate(exs, tok.pad_token_id, "left"), lvlm.device)
+        batch.pop("labels")
+        kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id)
+        if do_sample:
+            kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+        out = model.generate(**batch, **kwargs)
+        new = out[:, batch["input_ids"].shape[1]:]
+        answers += [a.strip() for a in tok.batch_decode(new, skip_special_tokens=True)]
+    model.train(was_training)
+    return answers
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pretraining the original model on the world
+# ---------------------------------------------------------------------------------------------------------------
+def pretraining_examples(dataset, cfg: TinyModelConfig) -> pd.DataFrame:
+    """(photo, query, answer, kind) rows: identity, description and instruction-following examples on seen photos
+    of trained people. Queries and instruction wordings rotate over the trained ones."""
+    rows = []
+    trained = set(dataset.people.loc[dataset.people["trained"], "person_id"])
+    seen = dataset.photos[(dataset.photos["split"] == "seen") & dataset.photos["person_id"].isin(trained)]
+    id_queries = prompts.IDENTITY_QUERIES[: cfg.identity_queries_trained]
+    instructions = list(prompts.INSTRUCTIONS)[: cfg.instructions_trained]
+    for i, photo_id in enumerate(seen["photo_id"]):
+        desc = dataset.description(photo_id)
+        rows.append((photo_id, id_queries[i % len(id_queries)], dataset.identity_answer(photo_id), "identity"))
+        rows.append((photo_id, prompts.DESCRIPTION_QUERIES[i % len(prompts.DESCRIPTION_QUERIES)], desc, "description"))
+        q = id_queries[(i + 1) % len(id_queries)]
+        rows.append((photo_id, prompts.instructed(q, instructions[i % len(instructions)]), desc, "instructed"))
+    return pd.DataFrame(rows, columns=["photo_id", "query", "answer", "kind"])
+
+
+def pretrain(lvlm: LVLM, dataset, cfg: TinyModelConfig, progress: bool = True) -> pd.DataFrame:
+    """Train the whole tiny LLaVA on the world (AdamW, warmup + cosine); returns the per-step loss log."""
+    table = pretraining_examples(dataset, cfg)
+    encoded = [encode_example(lvlm, dataset.image(p), q, a) for p, q, a in
+               tqdm(zip(table["photo_id"], table["query"], table["answer"]), total=len(table), desc="encode",
+                    disable=not progress, leave=False)]
+    model = lvlm.model
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    warm = max(1, int(cfg.warmup_share * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    log, step, t0 = [], 0, time.perf_counter()
+    bar = tqdm(total=total, desc="pretrain", disable=not progress)
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(encoded), generator=gen).tolist()
+        for start in range(0, len(order), cfg.batch_size):
+            batch = collate([encoded[i] for i in order[start:start + cfg.batch_size]], lvlm.tokenizer.pad_token_id, "right")
+            n_tokens = int((batch["labels"] != -100).sum())
+            loss = model(**to_device(batch, lvlm.device)).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            log.append({"step": step, "epoch": epoch, "loss": loss.item(), "answer_tokens": n_tokens,
+                        "seconds": time.perf_counter() - t0})
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
+    bar.close()
+    model.eval()
+    return pd.DataFrame(log)
+
+
+def original_model_dir(world_cfg: WorldConfig, model_cfg: TinyModelConfig) -> Path:
+    return paths.CACHE / "models" / f"world-llava-{fingerprint(world_cfg, 8)}-{fingerprint(model_cfg, 8)}"
+
+
+def get_original_model(world_cfg: WorldConfig | None = None, model_cfg: TinyModelConfig | None = None,
+                       dataset=None, progress: bool = True) -> tuple[LVLM, dict]:
+    """The pretrained world LLaVA, from the cache if it is there, else trained now and cached (atomically).
+
+    Returns the model and its pretraining record (`pretrain_seconds`, tokens/s, the loss log path).
+    """
+    from .data import EntityDataset
+
+    world_cfg = world_cfg or WorldConfig()
+    model_cfg = model_cfg or TinyModelConfig()
+    target = original_model_dir(world_cfg, model_cfg)
+    if not (target / "pretrain.json").exists():
+        dataset = dataset or EntityDataset.from_world(world_cfg)
+        torch.manual_seed(model_cfg.seed)
+        tokenizer = build_tokenizer(world_corpus(dataset))
+        lvlm = LVLM(build_tiny_llava(tokenizer, model_cfg), build_processor(tokenizer, model_cfg), "world-llava")
+        t0 = time.perf_counter()
+        log = pretrain(lvlm, dataset, model_cfg, progress=progress)
+        seconds = time.perf_counter() - t0
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        lvlm.model.save_pretrained(tmp)
+        lvlm.processor.save_pretrained(tmp)
+        write_csv(tmp / "pretrain_log.csv", log)
+        save_config(world_cfg, tmp / "world_config.json")
+        save_config(model_cfg, tmp / "model_config.json")
+        n_params = sum(p.numel() for p in lvlm.model.parameters())
+        write_json(tmp / "pretrain.json", {
+            "pretrain_seconds": seconds, "steps": len(log), "parameters": n_params,
+            "answer_tokens_per_second": float(log["answer_tokens"].sum() / seconds),
+            "final_loss": float(log["loss"].tail(10).mean()), "torch_threads": torch.get_num_threads(),
+        })
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    lvlm = load_lvlm(target, name="world-llava")
+    return lvlm, read_json(target / "pretrain.json")
+
+
+def load_lvlm(id_or_path: str | Path, *, dtype: torch.dtype | str | None = None, device_map=None,
+              trust_remote_code: bool = False, name: str | None = None) -> LVLM:
+    """Load any image-text-to-text model and its processor by Hugging Face id or local path (offline-safe:
+    nothing downloads when HF_HUB_OFFLINE=1). Weights load from safetensors only."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True)
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    model = AutoModelForImageTextToText.from_pretrained(str(id_or_path), **kwargs)
+    processor = AutoProcessor.from_pretrained(str(id_or_path), trust_remote_code=trust_remote_code)
+    tok = processor.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    model.eval()
+    return LVLM(model, processor, name or Path(str(id_or_path)).name)

@@ -1,0 +1,33 @@
+"""Every path the compendium uses is spelled here and nowhere else."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+RESULTS = DATA / "results"
+SETTINGS = DATA / "settings"
+FIGURES = ROOT / "figures"
+NOTEBOOKS = ROOT / "notebooks"
+BUILD = ROOT / "build"
+# Big artefacts rebuilt by code (ignored by git). PUBG_CACHE overrides it, e.g. for tests.
+CACHE = Path(os.environ.get("PUBG_CACHE", BUILD / "cache"))
+
+
+def output_dirs(smoke: bool) -> tuple[Path, Path]:
+    """Where a notebook writes its headline numbers and figures.
+
+    Full runs write the committed `data/results/` and `figures/`; smoke runs write under `build/smoke/`
+    so a quick check never replaces a finished result.
+    """
+    if smoke:
+        base = BUILD / "smoke"
+        return base / "results", base / "figures"
+    return RESULTS, FIGURES
+
+
+def cache_dir(*parts: str) -> Path:
+    path = CACHE.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

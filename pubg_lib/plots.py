@@ -1,0 +1,81 @@
+"""Figures. Every figure is saved through `savefig` into the figures folder, named after its notebook."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg") if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline") else None
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from . import paths  # noqa: E402
+
+sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
+
+
+def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130) -> Path:
+    """Save `fig` as `<figures_dir>/<name>.png` (atomically) and return the path."""
+    from .io import atomic_write_bytes
+    import io
+
+    folder = Path(figures_dir) if figures_dir is not None else paths.FIGURES
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
+
+
+def wrap(text: str, width: int = 34) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or "(empty)"
+
+
+def photo_grid(images, captions, ncols: int = 6, width: int = 30, title: str | None = None):
+    """Photos with wrapped captions underneath (attributes, answers)."""
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, cap in zip(axes.flat, images, captions):
+        ax.imshow(img)
+        ax.set_title(wrap(cap, width), fontsize=7.5, loc="left", y=-0.02, va="top")
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def training_curve(log: pd.DataFrame, x: str = "step", y: str = "loss", title: str = "", ylabel: str = "loss",
+                   smooth: int = 10):
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.plot(log[x], log[y], alpha=0.3, color="tab:blue", label="per step")
+    ax.plot(log[x], log[y].rolling(smooth, min_periods=1).mean(), color="tab:blue", label=f"mean of {smooth} steps")
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def recognition_bars(per_person: pd.DataFrame, threshold: float):
+    """Per-person recognition share on seen and unseen photos; the filter's threshold as a line."""
+    data = per_person.sort_values(["trained", "unseen"], ascending=[False, False])
+    long = data.melt(id_vars=["person_id", "trained"], value_vars=["seen", "unseen"], var_name="photos",
+                     value_name="share named correctly")
+    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(data)), 3.8))
+    sns.barplot(long, x="person_id", y="share named correctly", hue="photos", ax=ax, order=data["person_id"])
+    ax.axhline(threshold, color="k", ls="--", lw=1, label=f"filter threshold {threshold:.2f}")
+    n_trained = int(data["trained"].sum())
+    ax.axvline(n_trained - 0.5, color="tab:red", lw=1)
+    ax.text(n_trained - 0.3, 0.95, "never trained →", color="tab:red", fontsize=9, va="top")
+    ax.set_xlabel("person")
+    ax.set_ylabel("share of photos named correctly")
+    ax.set_ylim(0, 1.05)
+    ax.tick_params(axis="x", rotation=90, labelsize=7)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,37 @@
+import os
+import tempfile
+
+# Caches of tests never touch the user's build/cache: set before pubg_lib.paths is imported.
+os.environ.setdefault("PUBG_CACHE", tempfile.mkdtemp(prefix="pubg-test-cache-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smoke_cfgs():
+    from pubg_lib.config import smoke_configs
+
+    return smoke_configs(seed=0)
+
+
+@pytest.fixture(scope="session")
+def smoke_world(smoke_cfgs):
+    from pubg_lib.data import EntityDataset
+
+    return EntityDataset.from_world(smoke_cfgs[0])
+
+
+@pytest.fixture(scope="session")
+def smoke_construction(smoke_cfgs):
+    """A tiny world LLaVA pretrained for a few epochs (seconds), with the dataset built from it."""
+    from pubg_lib.data import construct
+
+    world, model = smoke_cfgs
+    return construct(world, model, min_share=0.0, forget_sizes=(2,), progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_lvlm(smoke_construction):
+    return smoke_construction.lvlm
