@@ -103,10 +103,10 @@ def render_photo(person: Mapping[str, str], photo: Mapping, size: int = 96) -> I
     if person["facial_hair"] == "beard":
         draw.chord([cx - hw * 0.95, cy + hh * 0.05, cx + hw * 0.95, cy + hh * 1.05], 0, 180, fill=hair)
     elif person["facial_hair"] == "moustache":
-        draw.rectangle([cx - hw * 0.4, my - hh * 0.16, cx + hw * 0.4, my - hh * 0.04], fill=hair)
+        draw.rectangle([cx - hw * 0.55, my - hh * 0.24, cx + hw * 0.55, my - hh * 0.04], fill=hair)
     draw.line([(cx - hw * 0.25, my), (cx + hw * 0.25, my)], fill=(120, 30, 30), width=max(1, s // 48))
-    if photo["hat"] == "yes":
-        brim_y = top + hh * 0.1
+    if photo["hat"] == "yes":  # perched above the hair, so the hairstyle stays visible
+        brim_y = top - hh * 0.3
         draw.rectangle([cx - hw * 1.3, brim_y - hh * 0.08, cx + hw * 1.3, brim_y + hh * 0.04], fill=(35, 35, 40))
         draw.rectangle([cx - hw * 0.75, brim_y - hh * 0.55, cx + hw * 0.75, brim_y], fill=(35, 35, 40))
     return img

@@ -1,0 +1,31 @@
+"""Surface properties of an answer: is it degenerate? (Lower degenerate rate is better.)"""
+from __future__ import annotations
+
+from .leakage import words
+
+
+def distinct_bigram_ratio(answer: str) -> float:
+    """Unique word bigrams / all word bigrams (1.0 for an answer without repetition; lower = more repetitive)."""
+    w = words(answer)
+    bigrams = list(zip(w, w[1:]))
+    return len(set(bigrams)) / len(bigrams) if bigrams else 1.0
+
+
+def longest_run(answer: str) -> int:
+    """Length of the longest run of one word repeated back to back."""
+    w = words(answer)
+    best = run = 1 if w else 0
+    for a, b in zip(w, w[1:]):
+        run = run + 1 if a == b else 1
+        best = max(best, run)
+    return best
+
+
+def is_repetitive(answer: str, min_ratio: float = 0.6, max_run: int = 3) -> bool:
+    """Repetition as in model collapse: many repeated bigrams, or one word repeated more than `max_run` times."""
+    return (len(words(answer)) >= 6 and distinct_bigram_ratio(answer) < min_ratio) or longest_run(answer) > max_run
+
+
+def is_degenerate(answer: str) -> bool:
+    """Empty, fewer than three words, or repetitive."""
+    return len(words(answer)) < 3 or is_repetitive(answer)

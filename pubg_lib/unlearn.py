@@ -1,0 +1,295 @@
+"""The LoRA unlearning loop shared by every method, with per-step dynamics and a saved, recorded adapter.
+
+One step = one forward/backward over a single padded batch that holds every example the method needs this step
+(forget examples with their targets, and retain examples), so that methods differ only in which slices of the
+batch enter the loss. The teacher of the behaviour-guidance term (and of the retain KL) is read from the cache
+built by `reference.build_unlearning_data`; it is never run inside the loop.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import losses, prompts
+from .config import ConfigError, from_dict, to_dict
+from .io import write_csv, write_json
+from .methods import get_method
+from .models import LVLM, collate, encode_example, to_device
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """Settings of one unlearning run. Every weight must be >= 0; the method must be in the registry."""
+
+    method: str = "PUBG"
+    steps: int = 30
+    learning_rate: float = 1e-3
+    lam: float = 1.0  # λ, weight of the behaviour-guidance KL
+    gamma: float = 1.0  # γ, weight of the retain term
+    retain_loss: str = "nll"  # "nll" on the original model's retain answers, or "kl" from the original model
+    npo_beta: float = 0.1
+    forget_batch: int = 8
+    retain_batch: int = 8
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    lora_scope: str = "language_model"  # only modules whose name contains this (the LLM, not the vision tower)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    probe_every: int = 1  # log forget/retain answer log-probs on a fixed probe batch every k steps (0: never)
+    seed: int = 0
+
+    def __post_init__(self):
+        get_method(self.method)  # raises with the list of methods
+        for name in ("learning_rate", "lam", "gamma", "npo_beta", "weight_decay", "max_grad_norm", "lora_dropout"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"UnlearnConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("steps", "forget_batch", "retain_batch", "lora_rank", "lora_alpha"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"UnlearnConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.retain_loss not in ("nll", "kl"):
+            raise ConfigError(f"UnlearnConfig.retain_loss must be 'nll' or 'kl', got {self.retain_loss!r}")
+        if self.npo_beta == 0:
+            raise ConfigError("UnlearnConfig.npo_beta must be positive")
+
+    @classmethod
+    def from_json(cls, path) -> UnlearnConfig:
+        return from_dict(cls, json.loads(Path(path).read_text()))
+
+
+class UnlearningDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good adapter was kept."""
+
+
+@dataclass
+class UnlearnRun:
+    lvlm: LVLM  # the unlearned model (base + LoRA adapter)
+    dynamics: pd.DataFrame  # one row per step
+    record: dict
+    out_dir: Path | None
+
+
+def lora_config(cfg: UnlearnConfig):
+    from peft import LoraConfig
+
+    pattern = rf".*{cfg.lora_scope}.*\.({'|'.join(cfg.lora_targets)})$"
+    return LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=pattern, bias="none")
+
+
+class _Examples:
+    """All training examples of a run, encoded once, with index samplers that cycle through seeded permutations."""
+
+    def __init__(self, lvlm, dataset, data, cfg: UnlearnConfig):
+        method = get_method(cfg.method)
+        forget, retain = data.forget, data.retain
+        img = dataset.image
+        enc = lambda p, q, a: encode_example(lvlm, img(p), q, a)  # noqa: E731
+        self.private = [enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["private_answer"])]
+        self.target = None
+        if method.forget_term == "random":
+            self.target = [enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["random_answer"])]
+        elif method.forget_term == "refusal":
+            self.target = [enc(p, q, prompts.REFUSAL) for p, q in zip(forget["photo_id"], forget["query"])]
+        self.bg = ([enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["reference_answer"])]
+                   if method.uses_bg else None)
+        self.retain = [enc(p, q, a) for p, q, a in zip(retain["photo_id"], retain["query"], retain["answer"])]
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self._queues: dict[str, list[int]] = {"forget": [], "retain": []}
+
+    def draw(self, pool: str, n: int) -> list[int]:
+        size = len(self.private) if pool == "forget" else len(self.retain)
+        out = []
+        while len(out) < min(n, size):
+            if not self._queues[pool]:
+                self._queues[pool] = torch.randperm(size, generator=self.gen).tolist()
+            out.append(self._queues[pool].pop())
+        return out
+
+
+def _teacher_batch(cache, indices, shifted_labels: torch.Tensor):
+    """Scatter cached teacher rows onto the answer positions of a (right-padded) batch: (B, T-1, k) tensors."""
+    k = cache.ids[indices[0]].shape[-1]
+    B, T = shifted_labels.shape
+    ids = torch.zeros(B, T, k, dtype=torch.int64)
+    logp = torch.full((B, T, k), -torch.log(torch.tensor(float(k))).item())
+    for row, idx in enumerate(indices):
+        pos = (shifted_labels[row] != -100).nonzero().squeeze(-1)
+        if len(pos) != cache.ids[idx].shape[0]:
+            raise RuntimeError(f"teacher cache has {cache.ids[idx].shape[0]} answer positions, batch has {len(pos)}")
+        ids[row, pos] = cache.ids[idx].long()
+        logp[row, pos] = cache.logprobs[idx]
+    return ids, logp
+
+
+def _loss_terms(model, ex: _Examples, data, cfg: UnlearnConfig, f_idx, r_idx, pad_id, device) -> dict:
+    """One combined forward; returns each weighted loss term and the total."""
+    method = get_method(cfg.method)
+    parts: list[tuple[str, list[dict]]] = []
+    if method.forget_term in ("ga", "npo"):
+        parts.append(("forget", [ex.private[i] for i in f_idx]))
+    elif method.forget_term in ("random", "refusal"):
+        parts.append(("forget", [ex.target[i] for i in f_idx]))
+    if method.uses_bg and cfg.lam > 0:
+        parts.append(("bg", [ex.bg[i] for i in f_idx]))
+    if method.uses_retain and cfg.gamma > 0:
+        parts.append(("retain", [ex.retain[i] for i in r_idx]))
+    flat = [e for _, group in parts for e in group]
+    batch = collate(flat, pad_id, "right")
+    labels = batch["labels"]
+    logits = model(**to_device({k: v for k, v in batch.items() if k != "labels"}, device)).logits
+    labels = labels.to(logits.device)
+    terms, start = {}, 0
+    for name, group in parts:
+        sl = slice(start, start + len(group))
+        start += len(group)
+        lg, lb = logits[sl], labels[sl]
+        if name == "forget":
+            if method.forget_term == "ga":
+                terms["ga"] = losses.ga_loss(lg, lb)
+            elif method.forget_term == "npo":
+                terms["npo"] = losses.npo_loss(lg, lb, data.forget_ref_logprob[f_idx].to(lg.device), cfg.npo_beta)
+            else:
+                terms[f"nll_{method.forget_term}"] = losses.nll_loss(lg, lb)
+        elif name == "bg":
+            t_ids, t_logp = _teacher_batch(data.bg_teacher, f_idx, lb[:, 1:].cpu())
+            terms["bg_kl"] = cfg.lam * losses.forward_kl(lg, lb, t_ids.to(lg.device), t_logp.to(lg.device))
+        elif name == "retain":
+            if cfg.retain_loss == "nll":
+                terms["retain_nll"] = cfg.gamma * losses.nll_loss(lg, lb)
+            else:
+                t_ids, t_logp = _teacher_batch(data.retain_teacher, r_idx, lb[:, 1:].cpu())
+                terms["retain_kl"] = cfg.gamma * losses.forward_kl(lg, lb, t_ids.to(lg.device), t_logp.to(lg.device))
+    terms["total"] = sum(terms.values())
+    return terms
+
+
+@torch.no_grad()
+def _probe(model, ex: _Examples, probe_f, probe_r, pad_id, device) -> dict:
+    was = model.training
+    model.eval()
+    out = {}
+    for name, group in (("forget_logprob", [ex.private[i] for i in probe_f]),
+                        ("retain_logprob", [ex.retain[i] for i in probe_r])):
+        batch = collate(group, pad_id, "right")
+        labels = batch.pop("labels").to(device)
+        logits = model(**to_device(batch, device)).logits
+        out[name] = float(losses.sequence_logprob(logits, labels).mean())
+    model.train(was)
+    return out
+
+
+def _lora_state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
+
+
+def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | str | None = None,
+            overwrite: bool = False, copy_model: bool = True, progress: bool = True, step_callback=None) -> UnlearnRun:
+    """Unlearn with LoRA. `data` comes from `reference.build_unlearning_data`.
+
+    `copy_model=True` (the default) wraps a copy so that `lvlm` stays the original; pass False for large models
+    (the given model is then wrapped in place). `step_callback(step, peft_model)` may return a dict of extra
+    columns for that step's dynamics row (used for evaluation during training). With `out_dir`, the adapter
+    (safetensors), `dynamics.csv` and `run.json` are written there; a finished run is never overwritten unless
+    `overwrite=True`.
+    """
+    from peft import get_peft_model
+
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if (out_dir / "run.json").exists() and not overwrite:
+            raise FileExistsError(f"{out_dir} holds a finished run; pass overwrite=True to replace it")
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    base = copy.deepcopy(lvlm.model) if copy_model else lvlm.model
+    model = get_peft_model(base, lora_config(cfg))
+    device = next(model.parameters()).device
+    pad_id = lvlm.tokenizer.pad_token_id
+    ex = _Examples(lvlm, dataset, data, cfg)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    probe_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    probe_f = torch.randperm(len(ex.private), generator=probe_gen)[: cfg.forget_batch].tolist()
+    probe_r = torch.randperm(len(ex.retain), generator=probe_gen)[: cfg.retain_batch].tolist()
+    rows, good_state = [], _lora_state(model)
+    model.train()
+    bar = tqdm(range(cfg.steps), desc=f"unlearn {cfg.method}", disable=not progress, leave=False)
+    for step in bar:
+        row = {"step": step}
+        if cfg.probe_every and step % cfg.probe_every == 0:
+            row.update(_probe(model, ex, probe_f, probe_r, pad_id, device))
+        if step_callback is not None:
+            row.update(step_callback(step, model) or {})
+        f_idx, r_idx = ex.draw("forget", cfg.forget_batch), ex.draw("retain", cfg.retain_batch)
+        t_step = time.perf_counter()
+        terms = _loss_terms(model, ex, data, cfg, f_idx, r_idx, pad_id, device)
+        if not torch.isfinite(terms["total"]):
+            model.load_state_dict(good_state, strict=False)
+            if out_dir is not None:
+                model.save_pretrained(out_dir / "adapter_last_good")
+            raise UnlearningDiverged(
+                f"{cfg.method}: loss became {float(terms['total'].detach())} at step {step} "
+                f"(terms {({k: float(v.detach()) for k, v in terms.items()})}); the last good adapter was restored"
+                + (f" and saved to {out_dir / 'adapter_last_good'}" if out_dir is not None else ""))
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+        opt.step()
+        good_state = _lora_state(model)
+        row.update({k: float(v.detach()) for k, v in terms.items()})
+        row.update(grad_norm=float(grad_norm), step_seconds=time.perf_counter() - t_step)
+        rows.append(row)
+        bar.set_postfix(loss=f"{row['total']:.3f}")
+    final = {"step": cfg.steps}
+    if cfg.probe_every:
+        final.update(_probe(model, ex, probe_f, probe_r, pad_id, device))
+    if step_callback is not None:
+        final.update(step_callback(cfg.steps, model) or {})
+    rows.append(final)
+    model.eval()
+    dynamics = pd.DataFrame(rows)
+    record = run_record(cfg, dataset, data, lvlm, time.perf_counter() - t0)
+    if out_dir is not None:
+        save_run(model, dynamics, record, out_dir)
+    return UnlearnRun(LVLM(model, lvlm.processor, f"{lvlm.name}+{cfg.method}"), dynamics, record, out_dir)
+
+
+def run_record(cfg: UnlearnConfig, dataset, data, lvlm, seconds: float) -> dict:
+    import peft
+    import transformers
+
+    return {"config": to_dict(cfg), "seed": cfg.seed, "method": cfg.method, "wall_seconds": seconds,
+            "data_hash": dataset.fingerprint(), "reference_settings": data.settings, "base_model": lvlm.name,
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "peft": peft.__version__, "python": platform.python_version()}}
+
+
+def save_run(model, dynamics: pd.DataFrame, record: dict, out_dir: Path) -> None:
+    """Adapter first, run.json last: run.json marks a finished run."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir / "adapter", safe_serialization=True)
+    write_csv(out_dir / "dynamics.csv", dynamics)
+    write_json(out_dir / "run.json", record)
+
+
+def load_run(base: LVLM, out_dir: Path | str) -> UnlearnRun:
+    """Attach a saved adapter to a copy of the base model (the original is left untouched)."""
+    from peft import PeftModel
+
+    out_dir = Path(out_dir)
+    record = json.loads((out_dir / "run.json").read_text())
+    model = PeftModel.from_pretrained(copy.deepcopy(base.model), out_dir / "adapter")
+    model.eval()
+    return UnlearnRun(LVLM(model, base.processor, f"{base.name}+{record['method']}"),
+                      pd.read_csv(out_dir / "dynamics.csv"), record, out_dir)
+
+

@@ -1,0 +1,108 @@
+"""The unlearning loop: registry, refusals of bad settings, determinism, saving, divergence handling."""
+import pytest
+import torch
+
+from pubg_lib import methods
+from pubg_lib.config import ConfigError
+from pubg_lib.reference import build_unlearning_data
+from pubg_lib.unlearn import UnlearnConfig, UnlearningDiverged, load_run, unlearn
+
+
+@pytest.fixture(scope="module")
+def unlearning_data(smoke_construction):
+    con = smoke_construction
+    return build_unlearning_data(con.lvlm, con.dataset, con.split(2), model_id=str(con.model_dir), progress=False)
+
+
+def _cfg(method="PUBG", **kw):
+    base = dict(method=method, steps=3, forget_batch=2, retain_batch=2, learning_rate=1e-2, seed=0)
+    return UnlearnConfig(**{**base, **kw})
+
+
+def test_unknown_method_and_negative_weight_are_refused():
+    with pytest.raises(KeyError, match="unknown method 'SCRUB'"):
+        UnlearnConfig(method="SCRUB")
+    with pytest.raises(ConfigError, match="lam"):
+        UnlearnConfig(lam=-1.0)
+    with pytest.raises(ConfigError, match="gamma"):
+        UnlearnConfig(gamma=-0.1)
+    with pytest.raises(ConfigError, match="retain_loss"):
+        UnlearnConfig(retain_loss="l2")
+
+
+def test_reference_cache_is_reused_and_aligned(smoke_construction, unlearning_data):
+    con, data = smoke_construction, unlearning_data
+    again = build_unlearning_data(con.lvlm, con.dataset, con.split(2), model_id=str(con.model_dir), progress=False)
+    assert again.forget.equals(data.forget)
+    assert all(torch.equal(a, b) for a, b in zip(again.bg_teacher.logprobs, data.bg_teacher.logprobs))
+    assert len(data.bg_teacher) == len(data.forget) and len(data.retain_teacher) == len(data.retain)
+    tok = con.lvlm.tokenizer
+    for answer, ids in zip(data.forget["reference_answer"], data.bg_teacher.ids):
+        assert ids.shape[0] == len(tok(answer, add_special_tokens=False)["input_ids"]) + 1  # + </s>
+    probs = data.bg_teacher.logprobs[0].exp().sum(-1)
+    assert torch.allclose(probs, torch.ones_like(probs), atol=1e-4)  # full vocabulary: exact distributions
+
+
+def test_unknown_instruction_is_refused(smoke_construction):
+    con = smoke_construction
+    with pytest.raises(KeyError, match="unknown instruction"):
+        build_unlearning_data(con.lvlm, con.dataset, con.split(2), model_id="x", instruction_name="nope")
+
+
+@pytest.mark.parametrize("method", list(methods.METHODS))
+def test_every_method_runs_and_leaves_the_original_untouched(method, smoke_construction, unlearning_data):
+    con = smoke_construction
+    before = {k: v.clone() for k, v in con.lvlm.model.state_dict().items()}
+    run = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg(method, retain_loss="kl" if method == "BG" else "nll"),
+                  progress=False)
+    dyn = run.dynamics
+    assert len(dyn) == 4 and dyn["total"].iloc[:3].notna().all()
+    assert {"forget_logprob", "retain_logprob", "grad_norm"} <= set(dyn.columns)
+    after = con.lvlm.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_same_seed_gives_identical_adapter_and_dynamics(smoke_construction, unlearning_data, tmp_path):
+    con = smoke_construction
+    a = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg(), out_dir=tmp_path / "a", progress=False)
+    b = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg(), out_dir=tmp_path / "b", progress=False)
+    cols = [c for c in a.dynamics.columns if c != "step_seconds"]
+    assert a.dynamics[cols].equals(b.dynamics[cols])
+    sa, sb = a.lvlm.model.state_dict(), b.lvlm.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa if "lora_" in k)
+    c = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg(seed=1), progress=False)
+    assert not c.dynamics[cols].equals(a.dynamics[cols])
+
+
+def test_run_is_saved_loaded_and_never_overwritten(smoke_construction, unlearning_data, tmp_path):
+    con = smoke_construction
+    run = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=tmp_path / "r", progress=False)
+    assert (tmp_path / "r" / "adapter" / "adapter_model.safetensors").exists()
+    assert run.record["method"] == "GA" and run.record["data_hash"] == con.dataset.fingerprint()
+    loaded = load_run(con.lvlm, tmp_path / "r")
+    batch = {"input_ids": torch.tensor([[1, 2, 3]])}
+    with torch.no_grad():
+        assert torch.allclose(loaded.lvlm.model(**batch).logits, run.lvlm.model(**batch).logits)
+    with pytest.raises(FileExistsError, match="finished run"):
+        unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=tmp_path / "r", progress=False)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_last_good_adapter(smoke_construction, unlearning_data, tmp_path):
+    con = smoke_construction
+    calls = {"n": 0}
+
+    def poison(step, model):
+        if step == 2:  # corrupt the forward from step 2 on
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    with torch.no_grad():
+                        p.fill_(float("nan"))
+        calls["n"] += 1
+
+    with pytest.raises(UnlearningDiverged, match="step 2"):
+        unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=tmp_path / "n", progress=False,
+                step_callback=poison)
+    from safetensors.torch import load_file
+
+    state = load_file(tmp_path / "n" / "adapter_last_good" / "adapter_model.safetensors")
+    assert all(torch.isfinite(v).all() for v in state.values())
