@@ -66,9 +66,11 @@ class WorldConfig:
     """The synthetic entity world: who exists, what they look like, how many photos of each."""
 
     seed: int = 0
-    n_trained: int = 40  # people the original model is trained to recognise
-    n_never_trained: int = 10  # people it never sees: the recognition filter must drop them
-    n_seen: int = 10  # photos per person used to train the original model
+    n_trained: int = 40  # people the original model is trained to recognise (role "known", like celebrities)
+    n_anonymous: int = 12  # people in the pretraining photos whose identity the model is never told (role
+    #                        "anonymous"): asked who they are, it describes them, as a real LVLM does for a stranger
+    n_never_trained: int = 10  # people it never sees (role "never_seen"): the recognition filter must drop them
+    n_seen: int = 16  # photos per person used to train the original model
     n_val: int = 4  # unseen photos per person for model selection (specificity sweeps)
     n_test: int = 4  # unseen photos per person for the final evaluation only
     min_identity_distance: int = 3  # any two people differ in at least this many identity features
@@ -76,8 +78,9 @@ class WorldConfig:
 
     def __post_init__(self):
         _check_positive(self, "n_trained", "n_seen", "n_val", "n_test", "min_identity_distance", "image_size")
-        if self.n_never_trained < 0:
-            raise ConfigError(f"WorldConfig.n_never_trained must be >= 0, got {self.n_never_trained}")
+        for name in ("n_never_trained", "n_anonymous"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"WorldConfig.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class TinyModelConfig:
     text_layers: int = 4
     text_heads: int = 4
     max_positions: int = 256
-    epochs: int = 8
+    epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 0.01
@@ -113,7 +116,7 @@ class TinyModelConfig:
 
 def smoke_configs(seed: int = 0) -> tuple[WorldConfig, TinyModelConfig]:
     """A world and model small enough for a notebook or test to run end to end in well under a minute."""
-    world = WorldConfig(seed=seed, n_trained=8, n_never_trained=2, n_seen=3, n_val=1, n_test=1)
+    world = WorldConfig(seed=seed, n_trained=8, n_anonymous=2, n_never_trained=2, n_seen=3, n_val=1, n_test=1)
     model = TinyModelConfig(seed=seed, text_hidden=64, text_intermediate=128, text_layers=2, epochs=3, batch_size=16)
     return world, model
 

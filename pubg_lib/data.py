@@ -59,6 +59,8 @@ class EntityDataset:
         _require(self.photos, ("photo_id", "person_id", "split"), "photo table")
         if "trained" not in self.people:
             self.people["trained"] = True
+        if "role" not in self.people:
+            self.people["role"] = np.where(self.people["trained"], "known", "never_seen")
         if "first_name" not in self.people:
             parts = self.people["name"].str.split()
             self.people["first_name"] = parts.str[0]
@@ -234,7 +236,7 @@ def ask_identity(lvlm, dataset: EntityDataset, photo_ids, query: str | None = No
         photo = dataset.photo(photo_id)
         person = dataset.person(photo["person_id"])
         rows.append({"photo_id": photo_id, "person_id": photo["person_id"], "split": photo["split"],
-                     "trained": bool(person["trained"]), "answer": answer,
+                     "trained": bool(person["trained"]), "role": person.get("role", "known"), "answer": answer,
                      "named_correctly": names_person(answer, person),
                      "named_ids": ",".join(named_people(answer, people))})
     return pd.DataFrame(rows)
@@ -260,7 +262,8 @@ def recognition_filter(identity_answers: pd.DataFrame, min_share: float = 0.6) -
             reason = f"named correctly on {int(grp['named_correctly'].sum())}/{len(grp)}; mistaken for {top.index[0]} ({top.iloc[0]}x)"
         else:
             reason = f"named correctly on {int(grp['named_correctly'].sum())}/{len(grp)}; no name given"
-        rows.append({"person_id": person_id, "trained": bool(grp["trained"].iloc[0]), "recognition_share": share,
+        rows.append({"person_id": person_id, "trained": bool(grp["trained"].iloc[0]),
+                     "role": grp["role"].iloc[0] if "role" in grp else "known", "recognition_share": share,
                      "kept": kept, "reason": reason})
     return pd.DataFrame(rows)
 
@@ -343,7 +346,8 @@ def construct(world_cfg=None, model_cfg=None, *, min_share: float = 0.6, forget_
 def recognition_by_split(identity_answers: pd.DataFrame) -> pd.DataFrame:
     """Per person: share of seen and of unseen (val + test) photos on which the model names them correctly."""
     frame = identity_answers.assign(photos=np.where(identity_answers["split"] == "seen", "seen", "unseen"))
-    table = frame.pivot_table(index=["person_id", "trained"], columns="photos", values="named_correctly",
+    index = ["person_id", "trained"] + (["role"] if "role" in frame else [])
+    table = frame.pivot_table(index=index, columns="photos", values="named_correctly",
                               aggfunc="mean").reset_index()
     table.columns.name = None
     return table

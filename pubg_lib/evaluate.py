@@ -28,3 +28,35 @@ def instruction_following(lvlm, dataset, photo_ids, instruction_name: str = prom
             row["attribute_accuracy"] = attribute_accuracy(answer, dataset.attributes(photo_id))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def answer_table(lvlm, dataset, photo_ids, query: str = prompts.PAPER_QUERY, progress: bool = True,
+                 max_new_tokens: int = 48) -> pd.DataFrame:
+    """Generate one answer per photo and score it. Columns (direction after unlearning, for forget photos):
+
+    - `names_person` (lower is better on forget photos, higher on retain photos): the photo's own person is named;
+    - `names_other` (lower is better): somebody else of the dataset is named (a hallucinated identity);
+    - `leaked_facts`: which private facts of the person appear (name, profession, birthplace);
+    - `repetitive`, `degenerate` (lower is better): collapse symptoms;
+    - `attribute_accuracy` (higher is better, world only): share of visual attributes stated correctly.
+    """
+    from .metrics.behaviour import is_degenerate, is_repetitive
+    from .metrics.leakage import leaked_facts, names_person
+
+    photo_ids = list(photo_ids)
+    answers = generate(lvlm, dataset.images(photo_ids), query, progress=progress, max_new_tokens=max_new_tokens,
+                       desc=f"answers of {getattr(lvlm, 'name', 'model')}")
+    people = dataset.people.to_dict("records")
+    rows = []
+    for photo_id, answer in zip(photo_ids, answers):
+        person_id = dataset.photo(photo_id)["person_id"]
+        person = dataset.person(person_id)
+        row = {"photo_id": photo_id, "person_id": person_id, "split": dataset.photo(photo_id)["split"],
+               "query": query, "answer": answer, "names_person": names_person(answer, person),
+               "names_other": any(p != person_id for p in named_people(answer, people)),
+               "leaked_facts": ",".join(leaked_facts(answer, person)),
+               "repetitive": is_repetitive(answer), "degenerate": is_degenerate(answer)}
+        if dataset.has_attributes:
+            row["attribute_accuracy"] = attribute_accuracy(answer, dataset.attributes(photo_id))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -205,19 +205,28 @@ def generate(lvlm: LVLM, images: Sequence[Image.Image], queries: Sequence[str] |
 # Pretraining the original model on the world
 # ---------------------------------------------------------------------------------------------------------------
 def pretraining_examples(dataset, cfg: TinyModelConfig) -> pd.DataFrame:
-    """(photo, query, answer, kind) rows: identity, description and instruction-following examples on seen photos
-    of trained people. Queries and instruction wordings rotate over the trained ones."""
+    """(photo, query, answer, kind) rows on the seen photos, as a real LVLM's training data would have them:
+
+    - known people: identity questions → private facts + description; description questions → description;
+      identity questions under the in-context instruction → description (instruction following);
+    - anonymous people (role "anonymous", if any): identity and description questions → description, which is
+      what an LVLM says about a stranger.
+    Queries and instruction wordings rotate over the trained ones.
+    """
     rows = []
-    trained = set(dataset.people.loc[dataset.people["trained"], "person_id"])
-    seen = dataset.photos[(dataset.photos["split"] == "seen") & dataset.photos["person_id"].isin(trained)]
+    role = dict(zip(dataset.people["person_id"], dataset.people.get("role", pd.Series(["known"] * len(dataset.people)))))
+    seen = dataset.photos[(dataset.photos["split"] == "seen") & dataset.photos["person_id"].map(role).isin(["known", "anonymous"])]
     id_queries = prompts.IDENTITY_QUERIES[: cfg.identity_queries_trained]
     instructions = list(prompts.INSTRUCTIONS)[: cfg.instructions_trained]
-    for i, photo_id in enumerate(seen["photo_id"]):
+    for i, (photo_id, person_id) in enumerate(zip(seen["photo_id"], seen["person_id"])):
         desc = dataset.description(photo_id)
-        rows.append((photo_id, id_queries[i % len(id_queries)], dataset.identity_answer(photo_id), "identity"))
+        known = role[person_id] == "known"
+        rows.append((photo_id, id_queries[i % len(id_queries)], dataset.identity_answer(photo_id) if known else desc,
+                     "identity" if known else "stranger"))
         rows.append((photo_id, prompts.DESCRIPTION_QUERIES[i % len(prompts.DESCRIPTION_QUERIES)], desc, "description"))
-        q = id_queries[(i + 1) % len(id_queries)]
-        rows.append((photo_id, prompts.instructed(q, instructions[i % len(instructions)]), desc, "instructed"))
+        if known:
+            q = id_queries[(i + 1) % len(id_queries)]
+            rows.append((photo_id, prompts.instructed(q, instructions[i % len(instructions)]), desc, "instructed"))
     return pd.DataFrame(rows, columns=["photo_id", "query", "answer", "kind"])
 
 

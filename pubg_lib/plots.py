@@ -61,21 +61,27 @@ def training_curve(log: pd.DataFrame, x: str = "step", y: str = "loss", title: s
     return fig
 
 
+ROLE_ORDER = {"known": 0, "anonymous": 1, "never_seen": 2}
+
+
 def recognition_bars(per_person: pd.DataFrame, threshold: float):
-    """Per-person recognition share on seen and unseen photos; the filter's threshold as a line."""
-    data = per_person.sort_values(["trained", "unseen"], ascending=[False, False])
-    long = data.melt(id_vars=["person_id", "trained"], value_vars=["seen", "unseen"], var_name="photos",
+    """Per-person recognition share on seen and unseen photos, grouped by role; the filter's threshold as a line."""
+    data = per_person.assign(_r=per_person["role"].map(ROLE_ORDER)).sort_values(["_r", "unseen"], ascending=[True, False])
+    long = data.melt(id_vars=["person_id", "role"], value_vars=["seen", "unseen"], var_name="photos",
                      value_name="share named correctly")
-    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(data)), 3.8))
+    fig, ax = plt.subplots(figsize=(max(8, 0.2 * len(data)), 3.8))
     sns.barplot(long, x="person_id", y="share named correctly", hue="photos", ax=ax, order=data["person_id"])
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"filter threshold {threshold:.2f}")
-    n_trained = int(data["trained"].sum())
-    ax.axvline(n_trained - 0.5, color="tab:red", lw=1)
-    ax.text(n_trained - 0.3, 0.95, "never trained →", color="tab:red", fontsize=9, va="top")
-    ax.set_xlabel("person")
+    start = 0
+    for role, n in data["role"].value_counts(sort=False).reindex(data["role"].unique()).items():
+        if start:
+            ax.axvline(start - 0.5, color="tab:red", lw=1)
+        ax.text(start + n / 2 - 0.5, 1.07, role.replace("_", " "), ha="center", color="tab:red", fontsize=9)
+        start += n
+    ax.set_xlabel("person (grouped by role in pretraining)")
     ax.set_ylabel("share of photos named correctly")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.12)
     ax.tick_params(axis="x", rotation=90, labelsize=7)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
     return fig

@@ -100,7 +100,8 @@ class UnlearningData:
     settings: dict
 
 
-def _key(settings: dict) -> str:
+def settings_key(settings: dict) -> str:
+    """A short hash naming a cache entry of these settings."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -118,7 +119,7 @@ def build_unlearning_data(lvlm, dataset, split, *, model_id: str, query: str = p
                 "retain": list(split.retain), "query": query, "instruction": instruction_name,
                 "sampling": reference_sampling, "temperature": reference_temperature if reference_sampling else None,
                 "topk": topk, "seed": seed}
-    folder = paths.CACHE / "references" / _key(settings)
+    folder = paths.CACHE / "references" / settings_key(settings)
     if use_cache and (folder / "tensors.pt").exists():
         tensors = torch.load(folder / "tensors.pt", weights_only=True)
         return UnlearningData(

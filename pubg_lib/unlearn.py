@@ -89,19 +89,22 @@ def lora_config(cfg: UnlearnConfig):
 class _Examples:
     """All training examples of a run, encoded once, with index samplers that cycle through seeded permutations."""
 
-    def __init__(self, lvlm, dataset, data, cfg: UnlearnConfig):
+    def __init__(self, lvlm, dataset, data, cfg: UnlearnConfig, with_teacher_inputs: bool = False):
         method = get_method(cfg.method)
         forget, retain = data.forget, data.retain
-        img = dataset.image
-        enc = lambda p, q, a: encode_example(lvlm, img(p), q, a)  # noqa: E731
+        enc = lambda p, q, a: encode_example(lvlm, dataset.image(p), q, a)  # noqa: E731
         self.private = [enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["private_answer"])]
         self.target = None
         if method.forget_term == "random":
             self.target = [enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["random_answer"])]
         elif method.forget_term == "refusal":
             self.target = [enc(p, q, prompts.REFUSAL) for p, q in zip(forget["photo_id"], forget["query"])]
-        self.bg = ([enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["reference_answer"])]
-                   if method.uses_bg else None)
+        self.bg = self.bg_teacher_inputs = None
+        if method.uses_bg:
+            self.bg = [enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["reference_answer"])]
+            if with_teacher_inputs:
+                self.bg_teacher_inputs = [enc(p, q, a) for p, q, a in
+                                          zip(forget["photo_id"], forget["teacher_query"], forget["reference_answer"])]
         self.retain = [enc(p, q, a) for p, q, a in zip(retain["photo_id"], retain["query"], retain["answer"])]
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self._queues: dict[str, list[int]] = {"forget": [], "retain": []}
@@ -131,65 +134,134 @@ def _teacher_batch(cache, indices, shifted_labels: torch.Tensor):
     return ids, logp
 
 
-def _loss_terms(model, ex: _Examples, data, cfg: UnlearnConfig, f_idx, r_idx, pad_id, device) -> dict:
-    """One combined forward; returns each weighted loss term and the total."""
-    method = get_method(cfg.method)
-    parts: list[tuple[str, list[dict]]] = []
-    if method.forget_term in ("ga", "npo"):
-        parts.append(("forget", [ex.private[i] for i in f_idx]))
-    elif method.forget_term in ("random", "refusal"):
-        parts.append(("forget", [ex.target[i] for i in f_idx]))
-    if method.uses_bg and cfg.lam > 0:
-        parts.append(("bg", [ex.bg[i] for i in f_idx]))
-    if method.uses_retain and cfg.gamma > 0:
-        parts.append(("retain", [ex.retain[i] for i in r_idx]))
-    flat = [e for _, group in parts for e in group]
-    batch = collate(flat, pad_id, "right")
-    labels = batch["labels"]
-    logits = model(**to_device({k: v for k, v in batch.items() if k != "labels"}, device)).logits
-    labels = labels.to(logits.device)
-    terms, start = {}, 0
-    for name, group in parts:
-        sl = slice(start, start + len(group))
-        start += len(group)
-        lg, lb = logits[sl], labels[sl]
-        if name == "forget":
-            if method.forget_term == "ga":
-                terms["ga"] = losses.ga_loss(lg, lb)
-            elif method.forget_term == "npo":
-                terms["npo"] = losses.npo_loss(lg, lb, data.forget_ref_logprob[f_idx].to(lg.device), cfg.npo_beta)
-            else:
-                terms[f"nll_{method.forget_term}"] = losses.nll_loss(lg, lb)
-        elif name == "bg":
-            t_ids, t_logp = _teacher_batch(data.bg_teacher, f_idx, lb[:, 1:].cpu())
-            terms["bg_kl"] = cfg.lam * losses.forward_kl(lg, lb, t_ids.to(lg.device), t_logp.to(lg.device))
-        elif name == "retain":
-            if cfg.retain_loss == "nll":
-                terms["retain_nll"] = cfg.gamma * losses.nll_loss(lg, lb)
-            else:
-                t_ids, t_logp = _teacher_batch(data.retain_teacher, r_idx, lb[:, 1:].cpu())
-                terms["retain_kl"] = cfg.gamma * losses.forward_kl(lg, lb, t_ids.to(lg.device), t_logp.to(lg.device))
-    terms["total"] = sum(terms.values())
-    return terms
-
-
-@torch.no_grad()
-def _probe(model, ex: _Examples, probe_f, probe_r, pad_id, device) -> dict:
-    was = model.training
-    model.eval()
-    out = {}
-    for name, group in (("forget_logprob", [ex.private[i] for i in probe_f]),
-                        ("retain_logprob", [ex.retain[i] for i in probe_r])):
-        batch = collate(group, pad_id, "right")
-        labels = batch.pop("labels").to(device)
-        logits = model(**to_device(batch, device)).logits
-        out[name] = float(losses.sequence_logprob(logits, labels).mean())
-    model.train(was)
-    return out
-
-
 def _lora_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
+
+
+class Trainer:
+    """One unlearning run, step by step: the LoRA-wrapped model, its optimiser and its examples.
+
+    `teacher="cache"` reads the behaviour-guidance teacher from `data` (the implementation); `teacher="recompute"`
+    runs the prompted original model (adapter disabled) on every step instead: the naive way, kept only so that
+    `benchmarks/bench_train_step.py` can measure what the cache saves.
+    """
+
+    def __init__(self, lvlm: LVLM, dataset, data, cfg: UnlearnConfig, copy_model: bool = True,
+                 teacher: str = "cache"):
+        from peft import get_peft_model
+
+        if teacher not in ("cache", "recompute"):
+            raise ValueError(f"teacher must be 'cache' or 'recompute', got {teacher!r}")
+        self.cfg, self.data, self.teacher = cfg, data, teacher
+        self.method = get_method(cfg.method)
+        torch.manual_seed(cfg.seed)
+        base = copy.deepcopy(lvlm.model) if copy_model else lvlm.model
+        self.model = get_peft_model(base, lora_config(cfg))
+        self.device = next(self.model.parameters()).device
+        self.pad_id = lvlm.tokenizer.pad_token_id
+        self.ex = _Examples(lvlm, dataset, data, cfg, with_teacher_inputs=teacher == "recompute")
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        probe_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.probe_f = torch.randperm(len(self.ex.private), generator=probe_gen)[: cfg.forget_batch].tolist()
+        self.probe_r = torch.randperm(len(self.ex.retain), generator=probe_gen)[: cfg.retain_batch].tolist()
+        self.good_state = _lora_state(self.model)
+        self.model.train()
+
+    def _bg_teacher(self, f_idx, lb):
+        if self.teacher == "cache":
+            return _teacher_batch(self.data.bg_teacher, f_idx, lb[:, 1:].cpu())
+        batch = collate([self.ex.bg_teacher_inputs[i] for i in f_idx], self.pad_id, "right")
+        labels = batch.pop("labels")
+        with torch.no_grad(), self.model.disable_adapter():
+            logits = self.model(**to_device(batch, self.device)).logits
+        ids, logp = losses.topk_teacher(logits, labels.to(logits.device), self.data.settings.get("topk"))
+        rows = [(ids[i][labels[i, 1:] != -100], logp[i][labels[i, 1:] != -100]) for i in range(len(f_idx))]
+        from .reference import TeacherCache
+
+        cache = TeacherCache([r[0] for r in rows], [r[1] for r in rows], torch.zeros(len(rows)))
+        return _teacher_batch(cache, list(range(len(rows))), lb[:, 1:].cpu())
+
+    def loss_terms(self, f_idx, r_idx) -> dict:
+        """One combined forward over every example the method needs; each weighted loss term and the total."""
+        cfg, method, ex = self.cfg, self.method, self.ex
+        parts: list[tuple[str, list[dict]]] = []
+        if method.forget_term in ("ga", "npo"):
+            parts.append(("forget", [ex.private[i] for i in f_idx]))
+        elif method.forget_term in ("random", "refusal"):
+            parts.append(("forget", [ex.target[i] for i in f_idx]))
+        if method.uses_bg and cfg.lam > 0:
+            parts.append(("bg", [ex.bg[i] for i in f_idx]))
+        if method.uses_retain and cfg.gamma > 0:
+            parts.append(("retain", [ex.retain[i] for i in r_idx]))
+        batch = collate([e for _, group in parts for e in group], self.pad_id, "right")
+        labels = batch.pop("labels")
+        logits = self.model(**to_device(batch, self.device)).logits
+        labels = labels.to(logits.device)
+        terms, start = {}, 0
+        for name, group in parts:
+            sl = slice(start, start + len(group))
+            start += len(group)
+            lg, lb = logits[sl], labels[sl]
+            if name == "forget":
+                if method.forget_term == "ga":
+                    terms["ga"] = losses.ga_loss(lg, lb)
+                elif method.forget_term == "npo":
+                    ref = self.data.forget_ref_logprob[f_idx].to(lg.device)
+                    terms["npo"] = losses.npo_loss(lg, lb, ref, cfg.npo_beta)
+                else:
+                    terms[f"nll_{method.forget_term}"] = losses.nll_loss(lg, lb)
+            elif name == "bg":
+                t_ids, t_logp = self._bg_teacher(f_idx, lb)
+                terms["bg_kl"] = cfg.lam * losses.forward_kl(lg, lb, t_ids.to(lg.device), t_logp.to(lg.device))
+            elif cfg.retain_loss == "nll":
+                terms["retain_nll"] = cfg.gamma * losses.nll_loss(lg, lb)
+            else:
+                t_ids, t_logp = _teacher_batch(self.data.retain_teacher, r_idx, lb[:, 1:].cpu())
+                terms["retain_kl"] = cfg.gamma * losses.forward_kl(lg, lb, t_ids.to(lg.device), t_logp.to(lg.device))
+        terms["total"] = sum(terms.values())
+        return terms
+
+    def step(self, step: int, out_dir: Path | None = None) -> dict:
+        """One optimisation step; returns its dynamics row. A non-finite loss restores the last good adapter
+        (saved to `out_dir/adapter_last_good` if given) and raises `UnlearningDiverged`."""
+        cfg = self.cfg
+        f_idx, r_idx = self.ex.draw("forget", cfg.forget_batch), self.ex.draw("retain", cfg.retain_batch)
+        t0 = time.perf_counter()
+        terms = self.loss_terms(f_idx, r_idx)
+        if not torch.isfinite(terms["total"]):
+            self.model.load_state_dict(self.good_state, strict=False)
+            where = ""
+            if out_dir is not None:
+                self.model.save_pretrained(out_dir / "adapter_last_good")
+                where = f" and saved to {out_dir / 'adapter_last_good'}"
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            raise UnlearningDiverged(f"{cfg.method}: loss became {values['total']} at step {step} (terms {values}); "
+                                     f"the last good adapter was restored{where}")
+        self.opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        limit = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, limit)
+        self.opt.step()
+        self.good_state = _lora_state(self.model)
+        row = {k: float(v.detach()) for k, v in terms.items()}
+        row.update(grad_norm=float(grad_norm), step_seconds=time.perf_counter() - t0)
+        return row
+
+    @torch.no_grad()
+    def probe(self) -> dict:
+        """Token-mean log-likelihood of the private answers and retain answers on a fixed probe batch."""
+        was = self.model.training
+        self.model.eval()
+        out = {}
+        for name, group in (("forget_logprob", [self.ex.private[i] for i in self.probe_f]),
+                            ("retain_logprob", [self.ex.retain[i] for i in self.probe_r])):
+            batch = collate(group, self.pad_id, "right")
+            labels = batch.pop("labels").to(self.device)
+            logits = self.model(**to_device(batch, self.device)).logits
+            out[name] = float(losses.sequence_logprob(logits, labels).mean())
+        self.model.train(was)
+        return out
 
 
 def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | str | None = None,
@@ -198,63 +270,27 @@ def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | st
 
     `copy_model=True` (the default) wraps a copy so that `lvlm` stays the original; pass False for large models
     (the given model is then wrapped in place). `step_callback(step, peft_model)` may return a dict of extra
-    columns for that step's dynamics row (used for evaluation during training). With `out_dir`, the adapter
-    (safetensors), `dynamics.csv` and `run.json` are written there; a finished run is never overwritten unless
-    `overwrite=True`.
+    columns for that step's dynamics row (used for evaluation during training); it is called before each step and
+    once after the last. With `out_dir`, the adapter (safetensors), `dynamics.csv` and `run.json` are written
+    there; a finished run is never overwritten unless `overwrite=True`.
     """
-    from peft import get_peft_model
-
     if out_dir is not None:
         out_dir = Path(out_dir)
         if (out_dir / "run.json").exists() and not overwrite:
             raise FileExistsError(f"{out_dir} holds a finished run; pass overwrite=True to replace it")
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    base = copy.deepcopy(lvlm.model) if copy_model else lvlm.model
-    model = get_peft_model(base, lora_config(cfg))
-    device = next(model.parameters()).device
-    pad_id = lvlm.tokenizer.pad_token_id
-    ex = _Examples(lvlm, dataset, data, cfg)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    probe_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    probe_f = torch.randperm(len(ex.private), generator=probe_gen)[: cfg.forget_batch].tolist()
-    probe_r = torch.randperm(len(ex.retain), generator=probe_gen)[: cfg.retain_batch].tolist()
-    rows, good_state = [], _lora_state(model)
-    model.train()
-    bar = tqdm(range(cfg.steps), desc=f"unlearn {cfg.method}", disable=not progress, leave=False)
-    for step in bar:
+    trainer = Trainer(lvlm, dataset, data, cfg, copy_model=copy_model)
+    rows = []
+    for step in tqdm(range(cfg.steps + 1), desc=f"unlearn {cfg.method}", disable=not progress, leave=False):
         row = {"step": step}
-        if cfg.probe_every and step % cfg.probe_every == 0:
-            row.update(_probe(model, ex, probe_f, probe_r, pad_id, device))
+        if cfg.probe_every and (step % cfg.probe_every == 0 or step == cfg.steps):
+            row.update(trainer.probe())
         if step_callback is not None:
-            row.update(step_callback(step, model) or {})
-        f_idx, r_idx = ex.draw("forget", cfg.forget_batch), ex.draw("retain", cfg.retain_batch)
-        t_step = time.perf_counter()
-        terms = _loss_terms(model, ex, data, cfg, f_idx, r_idx, pad_id, device)
-        if not torch.isfinite(terms["total"]):
-            model.load_state_dict(good_state, strict=False)
-            if out_dir is not None:
-                model.save_pretrained(out_dir / "adapter_last_good")
-            raise UnlearningDiverged(
-                f"{cfg.method}: loss became {float(terms['total'].detach())} at step {step} "
-                f"(terms {({k: float(v.detach()) for k, v in terms.items()})}); the last good adapter was restored"
-                + (f" and saved to {out_dir / 'adapter_last_good'}" if out_dir is not None else ""))
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
-        opt.step()
-        good_state = _lora_state(model)
-        row.update({k: float(v.detach()) for k, v in terms.items()})
-        row.update(grad_norm=float(grad_norm), step_seconds=time.perf_counter() - t_step)
+            row.update(step_callback(step, trainer.model) or {})
+        if step < cfg.steps:
+            row.update(trainer.step(step, out_dir))
         rows.append(row)
-        bar.set_postfix(loss=f"{row['total']:.3f}")
-    final = {"step": cfg.steps}
-    if cfg.probe_every:
-        final.update(_probe(model, ex, probe_f, probe_r, pad_id, device))
-    if step_callback is not None:
-        final.update(step_callback(cfg.steps, model) or {})
-    rows.append(final)
+    model = trainer.model
     model.eval()
     dynamics = pd.DataFrame(rows)
     record = run_record(cfg, dataset, data, lvlm, time.perf_counter() - t0)
@@ -293,3 +329,43 @@ def load_run(base: LVLM, out_dir: Path | str) -> UnlearnRun:
                       pd.read_csv(out_dir / "dynamics.csv"), record, out_dir)
 
 
+
+
+def method_settings(path: Path | str | None = None, overrides: dict | None = None,
+                    **common: object) -> dict[str, UnlearnConfig]:
+    """Each method's UnlearnConfig from the versioned settings file (`data/settings/methods.json`).
+
+    The file holds `common` settings and per-method `methods` entries (the specificity sweep writes the chosen
+    ones). `common` keyword arguments override the file for every method (e.g. `steps=10` in a smoke run);
+    `overrides={"PUBG": {"lam": 2.0}}` overrides one method. Unknown methods or settings are refused by name.
+    """
+    from . import paths
+
+    path = Path(path) if path is not None else paths.SETTINGS / "methods.json"
+    spec = json.loads(path.read_text())
+    out = {}
+    overrides = overrides or {}
+    for name in overrides:
+        get_method(name)
+    for name, values in spec["methods"].items():
+        get_method(name)
+        merged = {**spec.get("common", {}), **values, **common, **overrides.get(name, {}), "method": name}
+        out[name] = from_dict(UnlearnConfig, merged)
+    return out
+
+
+def run_dir(data, cfg: UnlearnConfig) -> Path:
+    """Where the run of `cfg` on `data` is cached: keyed by the unlearning data and every setting."""
+    from . import paths
+    from .config import fingerprint
+    from .reference import settings_key
+
+    return paths.CACHE / "runs" / settings_key(data.settings) / f"{cfg.method}-{fingerprint(cfg)}"
+
+
+def cached_run(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, progress: bool = True) -> UnlearnRun:
+    """The run of `cfg` on `data`: loaded if an identical run finished before, else trained and saved."""
+    out_dir = run_dir(data, cfg)
+    if (out_dir / "run.json").exists():
+        return load_run(lvlm, out_dir)
+    return unlearn(lvlm, dataset, data, cfg, out_dir=out_dir, progress=progress)

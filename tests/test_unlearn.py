@@ -106,3 +106,18 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_last_good_adapter(smoke_con
 
     state = load_file(tmp_path / "n" / "adapter_last_good" / "adapter_model.safetensors")
     assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_cached_teacher_equals_the_recomputed_teacher(smoke_construction, unlearning_data):
+    """The cache holds exactly what running the prompted original model would give inside the loop."""
+    from pubg_lib.unlearn import Trainer
+
+    con = smoke_construction
+    cfg = _cfg("PUBG")
+    cached = Trainer(con.lvlm, con.dataset, unlearning_data, cfg)
+    fresh = Trainer(con.lvlm, con.dataset, unlearning_data, cfg, teacher="recompute")
+    f_idx, r_idx = [0, 1], [0, 1]
+    with torch.no_grad():
+        a, b = cached.loss_terms(f_idx, r_idx), fresh.loss_terms(f_idx, r_idx)
+    assert a["bg_kl"].item() == pytest.approx(b["bg_kl"].item(), abs=1e-5)
+    assert a["bg_kl"].item() > 0  # the student sees q, the teacher q ⊕ c: they differ before training

@@ -31,7 +31,9 @@ def test_other_seed_gives_other_world():
 
 def test_default_world_sizes_and_identity_distance():
     ds = EntityDataset.from_world(WorldConfig())
-    assert ds.people["trained"].sum() >= 40 and (~ds.people["trained"]).sum() >= 10
+    roles = ds.people["role"].value_counts()
+    assert roles["known"] >= 40 and roles["never_seen"] >= 10 and roles.get("anonymous", 0) >= 0
+    assert (ds.people["trained"] == (ds.people["role"] == "known")).all()
     counts = ds.photos.groupby(["person_id", "split"]).size().unstack()
     assert (counts["seen"] >= 10).all() and ((counts["val"] + counts["test"]) >= 5).all()
     feats = ds.people[list(IDENTITY_FEATURES)].to_numpy()

@@ -21,9 +21,20 @@ def longest_run(answer: str) -> int:
     return best
 
 
-def is_repetitive(answer: str, min_ratio: float = 0.6, max_run: int = 3) -> bool:
-    """Repetition as in model collapse: many repeated bigrams, or one word repeated more than `max_run` times."""
-    return (len(words(answer)) >= 6 and distinct_bigram_ratio(answer) < min_ratio) or longest_run(answer) > max_run
+def max_bigram_count(answer: str) -> int:
+    """How often the most frequent word bigram occurs."""
+    w = words(answer)
+    counts: dict[tuple[str, str], int] = {}
+    for bg in zip(w, w[1:]):
+        counts[bg] = counts.get(bg, 0) + 1
+    return max(counts.values(), default=0)
+
+
+def is_repetitive(answer: str, min_ratio: float = 0.6, max_bigram: int = 2, max_run: int = 2) -> bool:
+    """Repetition as in model collapse: a low share of distinct bigrams, a bigram said more than `max_bigram`
+    times, or one word said more than `max_run` times back to back. A fluent world answer passes all three."""
+    return ((len(words(answer)) >= 6 and distinct_bigram_ratio(answer) < min_ratio)
+            or max_bigram_count(answer) > max_bigram or longest_run(answer) > max_run)
 
 
 def is_degenerate(answer: str) -> bool:

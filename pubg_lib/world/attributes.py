@@ -32,7 +32,7 @@ FIRST_NAMES: tuple[str, ...] = (
     "ximena", "yusuf", "zora", "anton", "bianca", "cyril", "dagny", "emil", "freya", "gustav", "hanna", "ivo",
     "jana", "kasimir", "lena", "milos", "nadia", "oskar", "petra", "rafael", "sonja", "tobias", "ursula",
     "viktor", "wanda", "yara", "zeno", "arvid", "bettina", "conrad", "delia", "edgar", "fiona", "gideon",
-    "helga", "ilja", "juno",
+    "helga", "ilja", "juno", "kaspar", "liora", "mattias", "noemi", "orla", "piet", "rune", "silke",
 )
 LAST_NAMES: tuple[str, ...] = (
     "abbott", "brennan", "castell", "dorsey", "ellwood", "farrow", "gallant", "hartley", "ivers", "jessop",
@@ -41,7 +41,8 @@ LAST_NAMES: tuple[str, ...] = (
     "easton", "fairfax", "granger", "holloway", "irving", "jarvis", "kingsley", "langford", "merritt", "nolan",
     "osgood", "pemberton", "redford", "sinclair", "tallis", "underhill", "vickers", "winslow", "yeoman",
     "zimmer", "aldridge", "barlow", "carver", "dunmore", "everett", "fenwick", "gresham", "harlow", "ingram",
-    "kessler", "lowell",
+    "kessler", "lowell", "ashcombe", "bellamy", "colfax", "dunleavy", "eldridge", "finchley", "gilmore",
+    "hathaway",
 )
 PROFESSIONS: tuple[str, ...] = (
     "pilot", "chef", "painter", "surgeon", "architect", "novelist", "violinist", "astronomer", "sculptor",

@@ -27,7 +27,7 @@ def sample_identities(n: int, min_distance: int, rng: np.random.Generator, max_t
 
 
 def sample_people(cfg: WorldConfig, rng: np.random.Generator) -> pd.DataFrame:
-    n = cfg.n_trained + cfg.n_never_trained
+    n = cfg.n_trained + cfg.n_anonymous + cfg.n_never_trained
     if n > min(len(FIRST_NAMES), len(LAST_NAMES)):
         raise ConfigError(f"the world has names for at most {min(len(FIRST_NAMES), len(LAST_NAMES))} people, asked {n}")
     identities = sample_identities(n, cfg.min_identity_distance, rng)
@@ -41,12 +41,14 @@ def sample_people(cfg: WorldConfig, rng: np.random.Generator) -> pd.DataFrame:
             "last_name": LAST_NAMES[last[i]],
             "profession": PROFESSIONS[int(rng.integers(len(PROFESSIONS)))],
             "birthplace": BIRTHPLACES[int(rng.integers(len(BIRTHPLACES)))],
+            "role": "known" if i < cfg.n_trained else "anonymous" if i < cfg.n_trained + cfg.n_anonymous else "never_seen",
             "trained": i < cfg.n_trained,
             **identities[i],
         }
         person["name"] = f"{person['first_name']} {person['last_name']}"
         rows.append(person)
-    cols = ["person_id", "name", "first_name", "last_name", "profession", "birthplace", "trained", *IDENTITY_FEATURES]
+    cols = ["person_id", "name", "first_name", "last_name", "profession", "birthplace", "role", "trained",
+            *IDENTITY_FEATURES]
     return pd.DataFrame(rows)[cols]
 
 
