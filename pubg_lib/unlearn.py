@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ class UnlearnConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     lora_scope: str = "language_model"  # only modules whose name contains this (the LLM, not the vision tower)
+    lr_schedule: str = "constant"  # "constant", or "cosine" decay to 0 over the steps
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     probe_every: int = 1  # log forget/retain answer log-probs on a fixed probe batch every k steps (0: never)
@@ -56,6 +58,8 @@ class UnlearnConfig:
         for name in ("steps", "forget_batch", "retain_batch", "lora_rank", "lora_alpha"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"UnlearnConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"UnlearnConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.retain_loss not in ("nll", "kl"):
             raise ConfigError(f"UnlearnConfig.retain_loss must be 'nll' or 'kl', got {self.retain_loss!r}")
         if self.npo_beta == 0:
@@ -162,6 +166,9 @@ class Trainer:
         self.ex = _Examples(lvlm, dataset, data, cfg, with_teacher_inputs=teacher == "recompute")
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        decay = (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))) if cfg.lr_schedule == "cosine" \
+            else (lambda s: 1.0)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, decay)
         probe_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.probe_f = torch.randperm(len(self.ex.private), generator=probe_gen)[: cfg.forget_batch].tolist()
         self.probe_r = torch.randperm(len(self.ex.retain), generator=probe_gen)[: cfg.retain_batch].tolist()
@@ -243,6 +250,7 @@ class Trainer:
         limit = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, limit)
         self.opt.step()
+        self.schedule.step()
         self.good_state = _lora_state(self.model)
         row = {k: float(v.detach()) for k, v in terms.items()}
         row.update(grad_norm=float(grad_norm), step_seconds=time.perf_counter() - t0)

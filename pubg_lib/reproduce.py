@@ -1,0 +1,184 @@
+"""Run every numbered notebook with papermill, in order, into build/ (the `make reproduce` command).
+
+    python -m pubg_lib.reproduce                 # full run on the embedded default
+    python -m pubg_lib.reproduce --smoke         # small parameters (minutes), results under build/smoke/
+    python -m pubg_lib.reproduce --only 01 03    # a subset, by number prefix
+    python -m pubg_lib.reproduce -p 04 steps=10  # a parameter for one notebook (checked before anything runs)
+    python -m pubg_lib.reproduce --force         # rerun notebooks even if nothing they depend on changed
+
+A notebook is skipped when its source, its parameters and the package sources are unchanged since its last
+successful run (recorded in build/reproduce_state.json); `--force` reruns it. The first failing notebook stops the
+run with its name and the failing cell. Each executed notebook is also written as HTML for reading.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import paths
+from .io import read_json, write_json
+
+
+class ParameterError(ValueError):
+    """A parameter the notebook does not declare, or of the wrong type."""
+
+
+def notebooks(only: list[str] | None = None) -> list[Path]:
+    found = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]*.ipynb"))
+    if only:
+        found = [p for p in found if any(p.name.startswith(o) for o in only)]
+        missing = [o for o in only if not any(p.name.startswith(o) for p in found)]
+        if missing:
+            raise SystemExit(f"no notebook starts with {missing}")
+    return found
+
+
+def declared_parameters(path: Path) -> dict:
+    """The literals assigned in the notebook's cell tagged `parameters`."""
+    nb = json.loads(path.read_text())
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(f"{path.name} must have exactly one cell tagged 'parameters', has {len(cells)}")
+    out = {}
+    for node in ast.parse("".join(cells[0]["source"])).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def check_parameters(path: Path, given: dict) -> None:
+    declared = declared_parameters(path)
+    for name, value in given.items():
+        if name not in declared:
+            import difflib
+
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ParameterError(f"{path.name} has no parameter {name!r}{hint} (it declares {sorted(declared)})")
+        default = declared[name]
+        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)
+                                                   and not isinstance(value, bool))
+        if not ok:
+            raise ParameterError(f"{path.name}: parameter {name!r} must be {type(default).__name__} like its default "
+                                 f"{default!r}, got {type(value).__name__} {value!r}")
+
+
+def parse_assignment(text: str):
+    if "=" not in text:
+        raise ParameterError(f"parameter {text!r} must look like name=value")
+    name, raw = text.split("=", 1)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw  # a bare string
+    return name.strip(), value
+
+
+def _package_hash() -> str:
+    h = hashlib.sha256()
+    for p in sorted((paths.ROOT / "pubg_lib").rglob("*.py")):
+        h.update(p.read_bytes())
+    for p in sorted(paths.SETTINGS.glob("*.json")):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _fingerprint(path: Path, params: dict) -> str:
+    h = hashlib.sha256(path.read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(_package_hash().encode())
+    return h.hexdigest()
+
+
+def _failing_cell(nb_path: Path) -> str:
+    try:
+        nb = json.loads(nb_path.read_text())
+    except Exception:  # noqa: BLE001 - best effort for the message
+        return "unknown cell"
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                src = "".join(cell.get("source", "")).strip().splitlines()
+                return f"cell {i} ({src[0][:80] if src else ''}): {out.get('ename')}: {out.get('evalue')}"
+    return "unknown cell"
+
+
+def write_html(nb_path: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(nb_path, as_version=4))
+    html = nb_path.with_suffix(".html")
+    html.write_text(body)
+    return html
+
+
+def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None = None) -> dict:
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    extra = extra or {}
+    todo = notebooks(only)
+    plan = []
+    for nb in todo:  # check every parameter before anything runs
+        params = {**({"smoke": True} if smoke else {}), **extra.get(nb.name[:2], {})}
+        check_parameters(nb, params)
+        plan.append((nb, params))
+    out_dir = paths.BUILD / ("smoke" if smoke else "notebooks")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = paths.BUILD / "reproduce_state.json"
+    state = read_json(state_path) if state_path.exists() else {}
+    t0 = time.perf_counter()
+    timings = {}
+    for nb, params in tqdm(plan, desc="notebooks", unit="nb"):
+        key = f"{'smoke' if smoke else 'full'}:{nb.name}"
+        fp = _fingerprint(nb, params)
+        out = out_dir / nb.name
+        if not force and state.get(key) == fp and out.exists():
+            tqdm.write(f"skip {nb.name} (unchanged)")
+            timings[nb.name] = 0.0
+            continue
+        tqdm.write(f"run  {nb.name} {params or ''}")
+        t = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(paths.NOTEBOOKS), kernel_name="python3",
+                                progress_bar=False)
+        except pm.PapermillExecutionError as err:
+            raise SystemExit(f"{nb.name} failed at {_failing_cell(out)}\n(executed copy: {out})") from err
+        timings[nb.name] = time.perf_counter() - t
+        write_html(out)
+        state[key] = fp
+        write_json(state_path, state)
+    total = time.perf_counter() - t0
+    record = {"wall_seconds": total, "notebook_seconds": timings, "smoke": smoke, "forced": force}
+    if not smoke and not only:
+        write_json(paths.RESULTS / "reproduce.json", record)
+    print(f"done in {total:.0f} s: " + ", ".join(f"{k[:2]} {v:.0f}s" for k, v in timings.items()))
+    return record
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="small parameters; results under build/smoke/")
+    ap.add_argument("--force", action="store_true", help="rerun notebooks even if unchanged")
+    ap.add_argument("--only", nargs="+", help="notebook number prefixes to run, e.g. 01 04")
+    ap.add_argument("-p", "--param", nargs=2, action="append", metavar=("NN", "NAME=VALUE"), default=[],
+                    help="a parameter for notebook NN (repeatable)")
+    args = ap.parse_args(argv)
+    extra: dict[str, dict] = {}
+    try:
+        for nn, assignment in args.param:
+            name, value = parse_assignment(assignment)
+            extra.setdefault(nn, {})[name] = value
+        run(args.only, smoke=args.smoke, force=args.force, extra=extra)
+    except ParameterError as err:
+        raise SystemExit(f"parameter error: {err}") from None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
