@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: venv test test-slow reproduce smoke clean-build
+.PHONY: venv test test-slow reproduce sweep smoke clean-build
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ test-slow: $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) -m pubg_lib.reproduce $(ARGS)
+
+sweep: $(STAMP)
+	$(PY) -m pubg_lib.reproduce --sweep $(ARGS)
 
 smoke: $(STAMP)
 	$(PY) -m pubg_lib.reproduce --smoke $(ARGS)

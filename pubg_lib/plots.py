@@ -35,12 +35,18 @@ def photo_grid(images, captions, ncols: int = 6, width: int = 30, title: str | N
     """Photos with wrapped captions underneath (attributes, answers)."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 3.4 * nrows), squeeze=False)
+    lines = max((wrap(c, width).count("\n") + 1 for c in captions), default=1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, (2.7 + 0.2 * lines) * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, cap in zip(axes.flat, images, captions):
+        ax.axis("on")
         ax.imshow(img)
-        ax.set_title(wrap(cap, width), fontsize=7.5, loc="left", y=-0.02, va="top")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_xlabel(wrap(cap, width), fontsize=7.5, loc="left", va="top")
     if title:
         fig.suptitle(title, fontsize=12)
     fig.tight_layout()

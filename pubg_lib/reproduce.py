@@ -5,6 +5,8 @@
     python -m pubg_lib.reproduce --only 01 03    # a subset, by number prefix
     python -m pubg_lib.reproduce -p 04 steps=10  # a parameter for one notebook (checked before anything runs)
     python -m pubg_lib.reproduce --force         # rerun notebooks even if nothing they depend on changed
+    python -m pubg_lib.reproduce --sweep         # also rerun the specificity sweep (04b), which rewrites the
+                                                 # committed settings in data/settings/methods.json
 
 A notebook is skipped when its source, its parameters and the package sources are unchanged since its last
 successful run (recorded in build/reproduce_state.json); `--force` reruns it. The first failing notebook stops the
@@ -28,8 +30,15 @@ class ParameterError(ValueError):
     """A parameter the notebook does not declare, or of the wrong type."""
 
 
-def notebooks(only: list[str] | None = None) -> list[Path]:
+# Notebooks that rewrite committed settings run only when asked (--sweep, or named with --only): a plain
+# reproduction uses the settings already chosen and stored in data/settings/.
+ON_REQUEST = ("04b_specificity.ipynb",)
+
+
+def notebooks(only: list[str] | None = None, sweep: bool = False) -> list[Path]:
     found = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]*.ipynb"))
+    if not sweep and not only:
+        found = [p for p in found if p.name not in ON_REQUEST]
     if only:
         found = [p for p in found if any(p.name.startswith(o) for o in only)]
         missing = [o for o in only if not any(p.name.startswith(o) for p in found)]
@@ -118,15 +127,17 @@ def write_html(nb_path: Path) -> Path:
     return html
 
 
-def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None = None) -> dict:
+def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None = None, sweep: bool = False) -> dict:
     import papermill as pm
     from tqdm.auto import tqdm
 
     extra = extra or {}
-    todo = notebooks(only)
+    todo = notebooks(only, sweep)
+    if sweep:  # the sweep chooses the settings the other notebooks use: run it first
+        todo.sort(key=lambda p: p.name not in ON_REQUEST)
     plan = []
     for nb in todo:  # check every parameter before anything runs
-        params = {**({"smoke": True} if smoke else {}), **extra.get(nb.name[:2], {})}
+        params = {**({"smoke": True} if smoke else {}), **extra.get(nb.name.split("_")[0], {})}
         check_parameters(nb, params)
         plan.append((nb, params))
     out_dir = paths.BUILD / ("smoke" if smoke else "notebooks")
@@ -167,6 +178,8 @@ def main(argv=None) -> None:
     ap.add_argument("--smoke", action="store_true", help="small parameters; results under build/smoke/")
     ap.add_argument("--force", action="store_true", help="rerun notebooks even if unchanged")
     ap.add_argument("--only", nargs="+", help="notebook number prefixes to run, e.g. 01 04")
+    ap.add_argument("--sweep", action="store_true", help="rerun the specificity sweep (04b) first; it rewrites "
+                                                         "data/settings/methods.json")
     ap.add_argument("-p", "--param", nargs=2, action="append", metavar=("NN", "NAME=VALUE"), default=[],
                     help="a parameter for notebook NN (repeatable)")
     args = ap.parse_args(argv)
@@ -175,7 +188,7 @@ def main(argv=None) -> None:
         for nn, assignment in args.param:
             name, value = parse_assignment(assignment)
             extra.setdefault(nn, {})[name] = value
-        run(args.only, smoke=args.smoke, force=args.force, extra=extra)
+        run(args.only, smoke=args.smoke, force=args.force, extra=extra, sweep=args.sweep)
     except ParameterError as err:
         raise SystemExit(f"parameter error: {err}") from None
 

@@ -21,17 +21,17 @@ def test_committed_notebook_is_clean(path):
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
 
 
-def run_notebook(name: str, tmp_path, **parameters):
-    import papermill as pm
+def test_whole_pipeline_runs_in_smoke_mode():
+    """Every numbered notebook, in order, with small parameters, through the same runner as `make reproduce`."""
+    from pubg_lib.reproduce import run
 
-    out = tmp_path / name
-    pm.execute_notebook(str(paths.NOTEBOOKS / name), str(out), parameters={"smoke": True, **parameters},
-                        kernel_name="python3", cwd=str(paths.NOTEBOOKS), progress_bar=False)
-    return json.loads(out.read_text())
-
-
-def test_notebook_01_runs_in_smoke_mode(tmp_path):
-    run_notebook("01_dataset_construction.ipynb", tmp_path)
-    result = json.loads((paths.output_dirs(True)[0] / "01_dataset_construction.json").read_text())
-    assert 0 <= result["unseen_recognition_accuracy"] <= 1
-    assert (paths.output_dirs(True)[1] / "01_recognition.png").exists()
+    record = run(smoke=True, force=True, sweep=True, extra={"04b": {"n_trials": 2, "checkpoints": 1}})
+    assert set(record["notebook_seconds"]) == {p.name for p in NOTEBOOKS}
+    results, figures = paths.output_dirs(True)
+    first = json.loads((results / "01_dataset_construction.json").read_text())
+    assert 0 <= first["unseen_recognition_accuracy"] <= 1
+    for name in ("01_recognition", "02_name_position", "03_gradients", "04_dynamics", "04b_tradeoff"):
+        assert (figures / f"{name}.png").exists(), name
+    spec = json.loads((results / "specificity.json").read_text())
+    assert len({m["trials"] for m in spec["methods"].values()}) == 1
+    assert (paths.BUILD / "smoke" / "01_dataset_construction.html").exists()
