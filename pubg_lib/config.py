@@ -117,7 +117,7 @@ class TinyModelConfig:
 def smoke_configs(seed: int = 0) -> tuple[WorldConfig, TinyModelConfig]:
     """A world and model small enough for a notebook or test to run end to end in well under a minute."""
     world = WorldConfig(seed=seed, n_trained=8, n_anonymous=2, n_never_trained=2, n_seen=3, n_val=1, n_test=1)
-    model = TinyModelConfig(seed=seed, text_hidden=64, text_intermediate=128, text_layers=2, epochs=3, batch_size=16)
+    model = TinyModelConfig(seed=seed, text_hidden=64, text_intermediate=128, text_layers=2, epochs=30, batch_size=16)
     return world, model
 
 
