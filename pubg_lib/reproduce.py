@@ -166,9 +166,15 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
         state[key] = fp
         write_json(state_path, state)
     total = time.perf_counter() - t0
-    record = {"wall_seconds": total, "notebook_seconds": timings, "smoke": smoke, "forced": force}
+    record = {"wall_seconds": total, "notebook_seconds": timings, "smoke": smoke, "forced": force,
+              "executed": [k for k, v in timings.items() if v > 0]}
     if not smoke and not only:
-        write_json(paths.RESULTS / "reproduce.json", record)
+        # Keep the last run that executed notebooks next to the latest run (which may have skipped them all).
+        path = paths.RESULTS / "reproduce.json"
+        previous = read_json(path) if path.exists() else {}
+        history = {"last_run": record,
+                   "last_run_that_executed": record if record["executed"] else previous.get("last_run_that_executed")}
+        write_json(path, history)
     print(f"done in {total:.0f} s: " + ", ".join(f"{k[:2]} {v:.0f}s" for k, v in timings.items()))
     return record
 
