@@ -91,7 +91,9 @@ def run_trial(lvlm, dataset, data, cfg: UnlearnConfig, forget_ids, retain_ids, o
     folder = paths.CACHE / "sweeps" / settings_key(data.settings)
     path = folder / f"{cfg.method}-{fingerprint(cfg)}.json"
     if cache and path.exists():
-        return pd.DataFrame(read_json(path)["rows"])
+        record = read_json(path)
+        frame = pd.DataFrame(record["rows"])
+        return frame[record["columns"]] if "columns" in record else frame
     marks = {int(round(cfg.steps * k / checkpoints)) for k in range(1, checkpoints + 1)}
 
     def at_checkpoint(step, model):
@@ -108,7 +110,7 @@ def run_trial(lvlm, dataset, data, cfg: UnlearnConfig, forget_ids, retain_ids, o
     rows = rows.assign(method=cfg.method, trial=fingerprint(cfg), final=rows["step"] == cfg.steps,
                        **{f"cfg_{k}": v for k, v in to_dict(cfg).items() if k in TUNED})
     write_json(path, {"config": to_dict(cfg), "forget_photos": list(forget_ids), "retain_photos": list(retain_ids),
-                      "rows": rows.to_dict("records")})
+                      "columns": list(rows.columns), "rows": rows.to_dict("records")})
     return rows
 
 
