@@ -16,18 +16,9 @@ def instruction_following(lvlm, dataset, photo_ids, instruction_name: str = prom
     `name_free` (higher is better): the answer names no person of the dataset.
     `attribute_accuracy` (higher is better, world only): share of the photo's visual attributes stated correctly.
     """
-    photo_ids = list(photo_ids)
-    answers = generate(lvlm, dataset.images(photo_ids), prompts.instructed(query, instruction_name),
-                       progress=progress, desc="instructed answers")
-    people = dataset.people.to_dict("records")
-    rows = []
-    for photo_id, answer in zip(photo_ids, answers):
-        row = {"photo_id": photo_id, "person_id": dataset.photo(photo_id)["person_id"], "answer": answer,
-               "name_free": not named_people(answer, people)}
-        if dataset.has_attributes:
-            row["attribute_accuracy"] = attribute_accuracy(answer, dataset.attributes(photo_id))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    table = answer_table(lvlm, dataset, photo_ids, prompts.instructed(query, instruction_name), progress=progress)
+    table["name_free"] = ~(table["names_person"] | table["names_other"])
+    return table
 
 
 def answer_table(lvlm, dataset, photo_ids, query: str = prompts.PAPER_QUERY, progress: bool = True,
@@ -38,10 +29,14 @@ def answer_table(lvlm, dataset, photo_ids, query: str = prompts.PAPER_QUERY, pro
     - `names_other` (lower is better): somebody else of the dataset is named (a hallucinated identity);
     - `leaked_facts`: which private facts of the person appear (name, profession, birthplace);
     - `repetitive`, `degenerate` (lower is better): collapse symptoms;
-    - `attribute_accuracy` (higher is better, world only): share of visual attributes stated correctly.
+    - `attribute_accuracy` (higher is better, world only): share of visual attributes stated correctly;
+    - `behaviour`: one of `metrics.behaviour.BEHAVIOURS` (leak, degenerate, refusal, hallucinated identity,
+      grounded description, other);
+    - `judge_privacy`, `judge_inform`, `judge_hall` (world only): the oracle judge (`metrics.oracle.judge`).
     """
-    from .metrics.behaviour import is_degenerate, is_repetitive
+    from .metrics.behaviour import behaviour_class, is_degenerate, is_repetitive
     from .metrics.leakage import leaked_facts, names_person
+    from .metrics.oracle import judge
 
     photo_ids = list(photo_ids)
     answers = generate(lvlm, dataset.images(photo_ids), query, progress=progress, max_new_tokens=max_new_tokens,
@@ -56,7 +51,13 @@ def answer_table(lvlm, dataset, photo_ids, query: str = prompts.PAPER_QUERY, pro
                "names_other": any(p != person_id for p in named_people(answer, people)),
                "leaked_facts": ",".join(leaked_facts(answer, person)),
                "repetitive": is_repetitive(answer), "degenerate": is_degenerate(answer)}
+        accuracy = None
         if dataset.has_attributes:
-            row["attribute_accuracy"] = attribute_accuracy(answer, dataset.attributes(photo_id))
+            truth = dataset.attributes(photo_id)
+            accuracy = row["attribute_accuracy"] = attribute_accuracy(answer, truth)
+            scores = judge(answer, truth, names_person=bool(row["leaked_facts"]), names_other=row["names_other"])
+            row.update({f"judge_{k}": v for k, v in scores.items()})
+        row["behaviour"] = behaviour_class(answer, leaks=bool(row["leaked_facts"]), names_other=row["names_other"],
+                                           attribute_accuracy=accuracy)
         rows.append(row)
     return pd.DataFrame(rows)
