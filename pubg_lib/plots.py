@@ -4,22 +4,20 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg") if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline") else None
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from . import paths  # noqa: E402
+from . import paths
 
 sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
 
 
 def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130) -> Path:
     """Save `fig` as `<figures_dir>/<name>.png` (atomically) and return the path."""
-    from .io import atomic_write_bytes
     import io
+
+    from .io import atomic_write_bytes
 
     folder = Path(figures_dir) if figures_dir is not None else paths.FIGURES
     buf = io.BytesIO()

@@ -44,26 +44,41 @@ GA_LEARNING_RATES = [5e-4, 1e-3, 2e-3, 3e-3]
 TUNED = ("learning_rate", "steps", "gamma", "lam", "retain_loss")
 
 
-def method_grid(method: str) -> dict[str, list]:
+RETAIN_ONLY = ("gamma", "retain_loss", "retain_batch")
+GUIDANCE_ONLY = ("lam",)
+
+
+def method_grid(method: str, grid: dict[str, list] | None = None) -> dict[str, list]:
+    """The settings a method is tuned over. By default `GRID` (and `GA_LEARNING_RATES` for GA); a custom `grid`
+    may name any UnlearnConfig field (e.g. `lam`, `retain_loss`, `forget_batch`, `lora_targets`). Fields a method
+    does not use are dropped for it (γ, the retain loss and batch without a retain term; λ without guidance)."""
     m = get_method(method)
-    grid = {"learning_rate": GRID["learning_rate"], "steps": GRID["steps"]}
-    if m.uses_retain:
-        grid["gamma"] = GRID["gamma"]
-    else:  # GA: nothing else to tune, so a finer learning-rate axis
-        grid["learning_rate"] = GA_LEARNING_RATES
+    custom = grid is not None
+    grid = dict(grid if custom else GRID)
+    unknown = sorted(set(grid) - set(UnlearnConfig.__dataclass_fields__))
+    if unknown:
+        raise KeyError(f"grid names unknown UnlearnConfig field(s) {unknown}")
+    if not m.uses_retain:
+        grid = {k: v for k, v in grid.items() if k not in RETAIN_ONLY}
+        if not custom:  # GA: nothing else to tune, so a finer learning-rate axis
+            grid["learning_rate"] = GA_LEARNING_RATES
+    if not m.uses_bg:
+        grid = {k: v for k, v in grid.items() if k not in GUIDANCE_ONLY}
     return grid
 
 
-def trial_configs(method: str, base: UnlearnConfig, n_trials: int, seed: int = 0) -> list[UnlearnConfig]:
+def trial_configs(method: str, base: UnlearnConfig, n_trials: int, seed: int = 0,
+                  grid: dict[str, list] | None = None) -> list[UnlearnConfig]:
     """`n_trials` settings from the method's grid: the whole grid if it has exactly that many, else a seeded
     sample (a grid smaller than `n_trials` is refused, so that every method gets the same budget)."""
-    grid = method_grid(method)
+    grid = method_grid(method, grid)
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     if len(combos) < n_trials:
         raise ValueError(f"{method}'s grid has {len(combos)} settings, fewer than n_trials={n_trials}")
     rng = np.random.default_rng(seed)
     picked = [combos[i] for i in sorted(rng.choice(len(combos), n_trials, replace=False))]
-    return [replace(base, method=method, **c) for c in picked]
+    return [replace(base, method=method, **{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
+            for c in picked]
 
 
 def selection_photos(dataset, split) -> tuple[list[str], list[str]]:
@@ -115,11 +130,11 @@ def run_trial(lvlm, dataset, data, cfg: UnlearnConfig, forget_ids, retain_ids, o
 
 
 def sweep(lvlm, dataset, data, split, base: UnlearnConfig, methods, n_trials: int = 8, checkpoints: int = 3,
-          seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Every method × `n_trials` trials; one row per (trial, checkpoint)."""
+          seed: int = 0, grid: dict[str, list] | None = None, progress: bool = True) -> pd.DataFrame:
+    """Every method × `n_trials` trials (from `method_grid(method, grid)`); one row per (trial, checkpoint)."""
     forget_ids, retain_ids = selection_photos(dataset, split)
     original = score(lvlm, dataset, forget_ids, retain_ids, 1.0)["retain_recognition"]
-    jobs = [cfg for m in methods for cfg in trial_configs(m, base, n_trials, seed)]
+    jobs = [cfg for m in methods for cfg in trial_configs(m, base, n_trials, seed, grid)]
     frames = [run_trial(lvlm, dataset, data, cfg, forget_ids, retain_ids, original, checkpoints)
               for cfg in tqdm(jobs, desc="sweep trials", disable=not progress)]
     return pd.concat(frames, ignore_index=True).assign(original_retain_recognition=original)

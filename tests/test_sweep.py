@@ -89,3 +89,15 @@ def test_write_settings_is_idempotent(tmp_path):
                                                                    "retain_loss": "nll"}
     sweep.write_settings({"PUBG": cfg}, note="chosen", path=path)
     assert json.loads(path.read_text()) == first
+
+
+def test_a_custom_grid_may_name_any_setting_and_drops_what_a_method_does_not_use():
+    grid = {"learning_rate": [1e-3, 3e-3], "lam": [1.0, 3.0], "retain_loss": ["nll", "kl"],
+            "lora_targets": [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"]]}
+    assert set(sweep.method_grid("PUBG", grid)) == set(grid)
+    assert set(sweep.method_grid("GD", grid)) == {"learning_rate", "retain_loss", "lora_targets"}
+    assert set(sweep.method_grid("GA", grid)) == {"learning_rate", "lora_targets"}
+    cfgs = sweep.trial_configs("PUBG", UnlearnConfig(), 16, grid=grid)
+    assert {c.lora_targets for c in cfgs} == {("q_proj", "v_proj"), ("q_proj", "k_proj", "v_proj", "o_proj")}
+    with pytest.raises(KeyError, match="learning_rat"):
+        sweep.method_grid("PUBG", {"learning_rat": [1e-3]})
