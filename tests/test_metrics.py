@@ -76,3 +76,19 @@ def test_tfidf_similarity_bounds_and_direction():
     with pytest.raises(ValueError):
         tfidf_similarity(["a"], [])
     assert np.all(np.isfinite(sims))
+
+
+def test_main_table_row_directions():
+    import pandas as pd
+
+    from pubg_lib.evaluate import MAIN_TABLE_COLUMNS, main_table_row
+
+    forget = pd.DataFrame({"leaked_facts": ["", "name", "", ""], "behaviour": ["grounded_description", "leak", "refusal",
+                                                                                "degenerate"],
+                           "tfidf_similarity": [0.1, 0.9, 0.0, 0.0], "judge_inform": [5, 3, 1, 1]})
+    retain = pd.DataFrame({"names_person": [True, False]})
+    row = main_table_row("X", forget, retain, original_retain=1.0)
+    assert set(MAIN_TABLE_COLUMNS) <= set(row)
+    assert row["usr"] == 0.75 and row["refusal_rate"] == 0.25 and row["degenerate_rate"] == 0.25
+    assert row["retain_recognition_relative"] == 0.5 and row["judge_inform"] == 2.5
+    assert np.isnan(row["clip_score"])

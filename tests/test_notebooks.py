@@ -30,8 +30,10 @@ def test_whole_pipeline_runs_in_smoke_mode():
     results, figures = paths.output_dirs(True)
     first = json.loads((results / "01_dataset_construction.json").read_text())
     assert 0 <= first["unseen_recognition_accuracy"] <= 1
-    for name in ("01_recognition", "02_name_position", "03_gradients", "04_dynamics", "04b_tradeoff"):
+    for name in ("01_recognition", "02_name_position", "03_gradients", "04_dynamics", "04b_tradeoff", "05_main_metrics"):
         assert (figures / f"{name}.png").exists(), name
     spec = json.loads((results / "specificity.json").read_text())
     assert len({m["trials"] for m in spec["methods"].values()}) == 1
     assert (paths.BUILD / "smoke" / "01_dataset_construction.html").exists()
+    table = (results / "05_main_table.csv").read_text().splitlines()
+    assert table[0].split(",")[0] == "method" and len(table) >= 3
