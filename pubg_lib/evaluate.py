@@ -83,11 +83,13 @@ def score_tables(lvlm, dataset, forget_ids, retain_ids, *, original_answers: dic
     return forget, retain
 
 
-def main_table_row(method: str, forget: pd.DataFrame, retain: pd.DataFrame, original_retain: float) -> dict:
+def main_table_row(method: str, forget: pd.DataFrame, retain: pd.DataFrame, original_retain: float,
+                   original_retain_description: float | None = None) -> dict:
     """The paper's metrics for one method (forget photos; retain recognition relative to the original model).
 
     Directions: usr ↑, tfidf_similarity ↓, clip_score ↑, judge_privacy ↑, judge_inform ↑, judge_hall ↓,
-    refusal_rate ↓, degenerate_rate ↓, hallucinated_identity_rate ↓, retain_recognition_relative ↑ (1 = as before).
+    refusal_rate ↓, degenerate_rate ↓, hallucinated_identity_rate ↓, retain_recognition_relative ↑ (1 = as before);
+    with `original_retain_description`, also retain_description_relative ↑ (attribute accuracy on retain photos).
     """
     shares = forget["behaviour"].value_counts(normalize=True)
     mean = lambda col: float(forget[col].mean()) if col in forget else float("nan")  # noqa: E731
@@ -97,4 +99,6 @@ def main_table_row(method: str, forget: pd.DataFrame, retain: pd.DataFrame, orig
             "refusal_rate": float(shares.get("refusal", 0.0)), "degenerate_rate": float(shares.get("degenerate", 0.0)),
             "hallucinated_identity_rate": float(shares.get("hallucinated_identity", 0.0)),
             "retain_recognition_relative": float(retain["names_person"].mean()) / original_retain
-            if original_retain > 0 else float("nan")}
+            if original_retain > 0 else float("nan"),
+            **({"retain_description_relative": float(retain["attribute_accuracy"].mean()) / original_retain_description}
+               if original_retain_description and "attribute_accuracy" in retain else {})}
