@@ -85,9 +85,13 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class TinyModelConfig:
-    """Architecture and pretraining of the embedded world LLaVA (about 1M parameters)."""
+    """Architecture and pretraining of the embedded world LLaVA (about 1M parameters).
+
+    `architecture` "llava" builds `LlavaForConditionalGeneration` (LLaVA-1.5 style); "llava_next" builds
+    `LlavaNextForConditionalGeneration` (LLaVA-1.6, the paper's models), so no code path can assume one of them."""
 
     seed: int = 0
+    architecture: str = "llava"
     vision_image_size: int = 48
     vision_patch_size: int = 8
     vision_hidden: int = 64
@@ -112,6 +116,8 @@ class TinyModelConfig:
                         "max_positions", "epochs", "batch_size", "learning_rate")
         if self.vision_image_size % self.vision_patch_size:
             raise ConfigError("vision_image_size must be a multiple of vision_patch_size")
+        if self.architecture not in ("llava", "llava_next"):
+            raise ConfigError(f"TinyModelConfig.architecture must be 'llava' or 'llava_next', got {self.architecture!r}")
 
 
 def smoke_configs(seed: int = 0) -> tuple[WorldConfig, TinyModelConfig]:

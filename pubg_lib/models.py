@@ -85,18 +85,21 @@ def build_tokenizer(corpus: Sequence[str]):
 
 
 def build_processor(tokenizer, cfg: TinyModelConfig):
-    from transformers import CLIPImageProcessor, LlavaProcessor
+    from transformers import CLIPImageProcessor, LlavaNextImageProcessor, LlavaNextProcessor, LlavaProcessor
 
     side = cfg.vision_image_size
-    image_processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
-    return LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=cfg.vision_patch_size,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
-    )
+    kwargs = dict(tokenizer=tokenizer, patch_size=cfg.vision_patch_size, vision_feature_select_strategy="default",
+                  num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+    size = dict(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    if cfg.architecture == "llava_next":  # one tile of the base resolution (anyres with a single grid point)
+        return LlavaNextProcessor(image_processor=LlavaNextImageProcessor(image_grid_pinpoints=[[side, side]], **size),
+                                  **kwargs)
+    return LlavaProcessor(image_processor=CLIPImageProcessor(**size), **kwargs)
 
 
 def build_tiny_llava(tokenizer, cfg: TinyModelConfig):
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaNextConfig, LlavaNextForConditionalGeneration)
 
     torch.manual_seed(cfg.seed)
     vision = CLIPVisionConfig(
@@ -111,12 +114,13 @@ def build_tiny_llava(tokenizer, cfg: TinyModelConfig):
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
     )
     n_patches = (cfg.vision_image_size // cfg.vision_patch_size) ** 2
-    config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_seq_length=n_patches, vision_feature_layer=-1, vision_feature_select_strategy="default",
-        projector_hidden_act="gelu",
-    )
-    model = LlavaForConditionalGeneration(config)
+    common = dict(vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                  vision_feature_layer=-1, vision_feature_select_strategy="default", projector_hidden_act="gelu")
+    if cfg.architecture == "llava_next":
+        side = cfg.vision_image_size
+        model = LlavaNextForConditionalGeneration(LlavaNextConfig(image_grid_pinpoints=[[side, side]], **common))
+    else:
+        model = LlavaForConditionalGeneration(LlavaConfig(image_seq_length=n_patches, **common))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id

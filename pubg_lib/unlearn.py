@@ -377,3 +377,62 @@ def cached_run(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, progress: bool = T
     if (out_dir / "run.json").exists():
         return load_run(lvlm, out_dir)
     return unlearn(lvlm, dataset, data, cfg, out_dir=out_dir, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line: the real-model path (`python -m pubg_lib.unlearn --config FILE`, also under `accelerate launch`)
+# ---------------------------------------------------------------------------------------------------------------
+RUN_CONFIG_KEYS = {"model", "data", "forget", "retain", "out_dir", "dtype", "device_map", "topk", "instruction",
+                   "reference_sampling", "trust_remote_code", "unlearn"}
+
+
+def run_from_config(path: Path | str, overwrite: bool = False, progress: bool = True) -> UnlearnRun:
+    """Unlearn a model by id or path on a folder of photos, as a JSON config describes (see `configs/`).
+
+    Keys: `model` (hub id or local path), `data` (a folder in the layout of `data.EntityDataset.from_folder`),
+    `forget` (person ids), optional `retain` (default: everybody else), `out_dir`, `dtype` ("bfloat16", ...),
+    `device_map`, `topk` (teacher cache size; needed for large vocabularies), `instruction`, `reference_sampling`,
+    `trust_remote_code` (false unless you ask for it), and `unlearn` (UnlearnConfig fields).
+    """
+    from .data import EntityDataset, Split
+    from .models import load_lvlm
+    from .reference import build_unlearning_data
+
+    spec = json.loads(Path(path).read_text())
+    unknown = sorted(set(spec) - RUN_CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(RUN_CONFIG_KEYS)}")
+    for key in ("model", "data", "forget", "out_dir"):
+        if key not in spec:
+            raise ConfigError(f"{path}: missing required key {key!r}")
+    cfg = from_dict(UnlearnConfig, spec.get("unlearn", {}))
+    dataset = EntityDataset.from_folder(spec["data"])
+    for person_id in spec["forget"]:
+        dataset.person(person_id)  # unknown people fail here, by name
+    retain = spec.get("retain") or [p for p in dataset.people["person_id"] if p not in set(spec["forget"])]
+    dtype = getattr(torch, spec["dtype"]) if spec.get("dtype") else None
+    lvlm = load_lvlm(spec["model"], dtype=dtype, device_map=spec.get("device_map"),
+                     trust_remote_code=bool(spec.get("trust_remote_code", False)))
+    data = build_unlearning_data(lvlm, dataset, Split(tuple(spec["forget"]), tuple(retain)), model_id=str(spec["model"]),
+                                 instruction_name=spec.get("instruction", prompts.DEFAULT_INSTRUCTION),
+                                 reference_sampling=bool(spec.get("reference_sampling", False)), topk=spec.get("topk"),
+                                 seed=cfg.seed, progress=progress)
+    return unlearn(lvlm, dataset, data, cfg, out_dir=spec["out_dir"], overwrite=overwrite, copy_model=False,
+                   progress=progress)
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Unlearn people from an LVLM with PUBG or a baseline (see configs/).")
+    ap.add_argument("--config", required=True, help="a JSON run config")
+    ap.add_argument("--overwrite", action="store_true", help="replace a finished run in out_dir")
+    args = ap.parse_args(argv)
+    run = run_from_config(args.config, overwrite=args.overwrite)
+    last = run.dynamics.dropna(subset=["total"]).iloc[-1]
+    print(f"{run.record['method']}: {len(run.dynamics) - 1} steps in {run.record['wall_seconds']:.0f} s, "
+          f"final loss {last['total']:.4f}; adapter and run record in {run.out_dir}")
+
+
+if __name__ == "__main__":
+    main()
