@@ -221,25 +221,22 @@ def _read_table(path: Path, required) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------------------
 def ask_identity(lvlm, dataset: EntityDataset, photo_ids, query: str | None = None, progress: bool = True,
                  max_new_tokens: int = 40) -> pd.DataFrame:
-    """The model's answer to the identity query for each photo, and whom it names."""
+    """The model's answer to the identity query for each photo, and whom it names (scored by
+    `evaluate.answer_table`, the one place answers are scored)."""
     from . import prompts
-    from .metrics.leakage import named_people, names_person
-    from .models import generate
+    from .evaluate import answer_table
+    from .metrics.leakage import named_people
 
-    photo_ids = list(photo_ids)
-    query = query or prompts.PAPER_QUERY
-    answers = generate(lvlm, dataset.images(photo_ids), query, progress=progress, desc="identity answers",
-                       max_new_tokens=max_new_tokens)
+    table = answer_table(lvlm, dataset, list(photo_ids), query or prompts.PAPER_QUERY, progress=progress,
+                         max_new_tokens=max_new_tokens)
     people = dataset.people.to_dict("records")
-    rows = []
-    for photo_id, answer in zip(photo_ids, answers):
-        photo = dataset.photo(photo_id)
-        person = dataset.person(photo["person_id"])
-        rows.append({"photo_id": photo_id, "person_id": photo["person_id"], "split": photo["split"],
-                     "trained": bool(person["trained"]), "role": person.get("role", "known"), "answer": answer,
-                     "named_correctly": names_person(answer, person),
-                     "named_ids": ",".join(named_people(answer, people))})
-    return pd.DataFrame(rows)
+    persons = [dataset.person(p) for p in table["person_id"]]
+    return pd.DataFrame({
+        "photo_id": table["photo_id"], "person_id": table["person_id"], "split": table["split"],
+        "trained": [bool(p["trained"]) for p in persons], "role": [p.get("role", "known") for p in persons],
+        "answer": table["answer"], "named_correctly": table["names_person"],
+        "named_ids": [",".join(named_people(a, people)) for a in table["answer"]],
+    })
 
 
 def recognition_filter(identity_answers: pd.DataFrame, min_share: float = 0.6) -> pd.DataFrame:
