@@ -34,13 +34,22 @@ def answer_table(lvlm, dataset, photo_ids, query: str = prompts.PAPER_QUERY, pro
       grounded description, other);
     - `judge_privacy`, `judge_inform`, `judge_hall` (world only): the oracle judge (`metrics.oracle.judge`).
     """
+    photo_ids = list(photo_ids)
+    answers = generate(lvlm, dataset.images(photo_ids), query, progress=progress, max_new_tokens=max_new_tokens,
+                       desc=f"answers of {getattr(lvlm, 'name', 'model')}")
+    return score_answers(dataset, photo_ids, answers, query)
+
+
+def score_answers(dataset, photo_ids, answers, query: str = prompts.PAPER_QUERY) -> pd.DataFrame:
+    """Score given answers (one per photo) with the columns of `answer_table`; used for answers generated
+    elsewhere, e.g. the reference answers of the prompted original model."""
     from .metrics.behaviour import behaviour_class, is_degenerate, is_repetitive
     from .metrics.leakage import leaked_facts, names_person
     from .metrics.oracle import judge
 
-    photo_ids = list(photo_ids)
-    answers = generate(lvlm, dataset.images(photo_ids), query, progress=progress, max_new_tokens=max_new_tokens,
-                       desc=f"answers of {getattr(lvlm, 'name', 'model')}")
+    photo_ids, answers = list(photo_ids), list(answers)
+    if len(photo_ids) != len(answers):
+        raise ValueError(f"{len(photo_ids)} photos but {len(answers)} answers")
     people = dataset.people.to_dict("records")
     rows = []
     for photo_id, answer in zip(photo_ids, answers):

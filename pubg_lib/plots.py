@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -89,3 +90,26 @@ def recognition_bars(per_person: pd.DataFrame, threshold: float):
     ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def tradeoff(summary: pd.DataFrame, x: str, y: str, label: str, *, xlabel: str, ylabel: str, title: str = "",
+             ax=None, front: bool = True):
+    """Each setting as a point at the mean of `x` and `y` over seeds, with ± 1 s.d. error bars (columns `<x>_mean`,
+    `<x>_sd`, ... as `experiments.summarise` writes them), annotated with `label`; with `front`, the points no other
+    point beats on both axes (both to be maximised) are joined as the Pareto front."""
+    from .experiments import pareto_front
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.6))
+    xm, ym = summary[f"{x}_mean"].to_numpy(), summary[f"{y}_mean"].to_numpy()
+    ax.errorbar(xm, ym, xerr=summary[f"{x}_sd"].fillna(0), yerr=summary[f"{y}_sd"].fillna(0), fmt="o", color="tab:blue",
+                ecolor="tab:gray", capsize=3, label="mean ± 1 s.d. over seeds")
+    for xi, yi, name in zip(xm, ym, summary[label]):
+        ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    if front:
+        mask = pareto_front(xm, ym)
+        order = np.argsort(xm[mask])
+        ax.plot(xm[mask][order], ym[mask][order], "--", color="tab:red", lw=1.5, label="Pareto front (means)")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8, loc="lower left")
+    return ax

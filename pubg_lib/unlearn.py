@@ -4,6 +4,11 @@ One step = one forward/backward over a single padded batch that holds every exam
 (forget examples with their targets, and retain examples), so that methods differ only in which slices of the
 batch enter the loss. The teacher of the behaviour-guidance term (and of the retain KL) is read from the cache
 built by `reference.build_unlearning_data`; it is never run inside the loop.
+
+The loop runs through an `accelerate.Accelerator`: in one process it is the plain loop; under
+`accelerate launch --num_processes N` every process draws the same step batch and trains on its own slice of it
+(process k takes examples k, k + N, ...), gradients are averaged across processes, and only the main process
+writes the run.
 """
 from __future__ import annotations
 
@@ -151,7 +156,8 @@ class Trainer:
     """
 
     def __init__(self, lvlm: LVLM, dataset, data, cfg: UnlearnConfig, copy_model: bool = True,
-                 teacher: str = "cache"):
+                 teacher: str = "cache", accelerator=None):
+        from accelerate import Accelerator
         from peft import get_peft_model
 
         if teacher not in ("cache", "recompute"):
@@ -160,28 +166,37 @@ class Trainer:
         self.method = get_method(cfg.method)
         torch.manual_seed(cfg.seed)
         base = copy.deepcopy(lvlm.model) if copy_model else lvlm.model
-        self.model = get_peft_model(base, lora_config(cfg))
-        self.device = next(self.model.parameters()).device
+        self.accelerator = accelerator or Accelerator()
+        self.peft_model = get_peft_model(base, lora_config(cfg))  # unwrapped: for saving, disabling, restoring
         self.pad_id = lvlm.tokenizer.pad_token_id
         self.ex = _Examples(lvlm, dataset, data, cfg, with_teacher_inputs=teacher == "recompute")
-        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.trainable = [p for p in self.peft_model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         decay = (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))) if cfg.lr_schedule == "cosine" \
             else (lambda s: 1.0)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.opt, decay)
+        # the schedule counts optimisation steps (not prepared: accelerate would advance it once per process)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(opt, decay)
+        self.model, self.opt = self.accelerator.prepare(self.peft_model, opt)
+        self.device = self.accelerator.device if getattr(self.peft_model, "hf_device_map", None) is None \
+            else next(self.peft_model.parameters()).device
         probe_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.probe_f = torch.randperm(len(self.ex.private), generator=probe_gen)[: cfg.forget_batch].tolist()
         self.probe_r = torch.randperm(len(self.ex.retain), generator=probe_gen)[: cfg.retain_batch].tolist()
-        self.good_state = _lora_state(self.model)
+        self.good_state = _lora_state(self.peft_model)
         self.model.train()
+
+    def shard(self, indices: list[int]) -> list[int]:
+        """This process's slice of the step's examples (all of them in a single process)."""
+        n, k = self.accelerator.num_processes, self.accelerator.process_index
+        return indices[k::n] if n > 1 else indices
 
     def _bg_teacher(self, f_idx, lb):
         if self.teacher == "cache":
             return _teacher_batch(self.data.bg_teacher, f_idx, lb[:, 1:].cpu())
         batch = collate([self.ex.bg_teacher_inputs[i] for i in f_idx], self.pad_id, "right")
         labels = batch.pop("labels")
-        with torch.no_grad(), self.model.disable_adapter():
-            logits = self.model(**to_device(batch, self.device)).logits
+        with torch.no_grad(), self.peft_model.disable_adapter():
+            logits = self.peft_model(**to_device(batch, self.device)).logits
         ids, logp = losses.topk_teacher(logits, labels.to(logits.device), self.data.settings.get("topk"))
         rows = [(ids[i][labels[i, 1:] != -100], logp[i][labels[i, 1:] != -100]) for i in range(len(f_idx))]
         from .reference import TeacherCache
@@ -234,24 +249,25 @@ class Trainer:
         (saved to `out_dir/adapter_last_good` if given) and raises `UnlearningDiverged`."""
         cfg = self.cfg
         f_idx, r_idx = self.ex.draw("forget", cfg.forget_batch), self.ex.draw("retain", cfg.retain_batch)
+        f_idx, r_idx = self.shard(f_idx), self.shard(r_idx)
         t0 = time.perf_counter()
         terms = self.loss_terms(f_idx, r_idx)
         if not torch.isfinite(terms["total"]):
-            self.model.load_state_dict(self.good_state, strict=False)
+            self.peft_model.load_state_dict(self.good_state, strict=False)
             where = ""
-            if out_dir is not None:
-                self.model.save_pretrained(out_dir / "adapter_last_good")
+            if out_dir is not None and self.accelerator.is_main_process:
+                self.peft_model.save_pretrained(out_dir / "adapter_last_good")
                 where = f" and saved to {out_dir / 'adapter_last_good'}"
             values = {k: float(v.detach()) for k, v in terms.items()}
             raise UnlearningDiverged(f"{cfg.method}: loss became {values['total']} at step {step} (terms {values}); "
                                      f"the last good adapter was restored{where}")
         self.opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        self.accelerator.backward(terms["total"])
         limit = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, limit)
+        grad_norm = self.accelerator.clip_grad_norm_(self.trainable, limit)
         self.opt.step()
         self.schedule.step()
-        self.good_state = _lora_state(self.model)
+        self.good_state = _lora_state(self.peft_model)
         row = {k: float(v.detach()) for k, v in terms.items()}
         row.update(grad_norm=float(grad_norm), step_seconds=time.perf_counter() - t0)
         return row
@@ -273,37 +289,43 @@ class Trainer:
 
 
 def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | str | None = None,
-            overwrite: bool = False, copy_model: bool = True, progress: bool = True, step_callback=None) -> UnlearnRun:
+            overwrite: bool = False, copy_model: bool = True, progress: bool = True, step_callback=None,
+            accelerator=None) -> UnlearnRun:
     """Unlearn with LoRA. `data` comes from `reference.build_unlearning_data`.
 
     `copy_model=True` (the default) wraps a copy so that `lvlm` stays the original; pass False for large models
     (the given model is then wrapped in place). `step_callback(step, peft_model)` may return a dict of extra
     columns for that step's dynamics row (used for evaluation during training); it is called before each step and
     once after the last. With `out_dir`, the adapter (safetensors), `dynamics.csv` and `run.json` are written
-    there; a finished run is never overwritten unless `overwrite=True`.
+    there; a finished run is never overwritten unless `overwrite=True`. `accelerator`: an `accelerate.Accelerator`
+    (default: a new one, which is the plain loop in a single process; see the module docstring for several).
     """
     if out_dir is not None:
         out_dir = Path(out_dir)
         if (out_dir / "run.json").exists() and not overwrite:
             raise FileExistsError(f"{out_dir} holds a finished run; pass overwrite=True to replace it")
     t0 = time.perf_counter()
-    trainer = Trainer(lvlm, dataset, data, cfg, copy_model=copy_model)
+    trainer = Trainer(lvlm, dataset, data, cfg, copy_model=copy_model, accelerator=accelerator)
+    main_process = trainer.accelerator.is_main_process
     rows = []
-    for step in tqdm(range(cfg.steps + 1), desc=f"unlearn {cfg.method}", disable=not progress, leave=False):
+    for step in tqdm(range(cfg.steps + 1), desc=f"unlearn {cfg.method}", disable=not (progress and main_process),
+                     leave=False):
         row = {"step": step}
         if cfg.probe_every and (step % cfg.probe_every == 0 or step == cfg.steps):
             row.update(trainer.probe())
         if step_callback is not None:
-            row.update(step_callback(step, trainer.model) or {})
+            row.update(step_callback(step, trainer.peft_model) or {})
         if step < cfg.steps:
             row.update(trainer.step(step, out_dir))
         rows.append(row)
-    model = trainer.model
+    model = trainer.peft_model
     model.eval()
     dynamics = pd.DataFrame(rows)
     record = run_record(cfg, dataset, data, lvlm, time.perf_counter() - t0)
-    if out_dir is not None:
+    record["processes"] = trainer.accelerator.num_processes
+    if out_dir is not None and main_process:
         save_run(model, dynamics, record, out_dir)
+    trainer.accelerator.wait_for_everyone()
     return UnlearnRun(LVLM(model, lvlm.processor, f"{lvlm.name}+{cfg.method}"), dynamics, record, out_dir)
 
 
@@ -393,7 +415,13 @@ def run_from_config(path: Path | str, overwrite: bool = False, progress: bool = 
     `forget` (person ids), optional `retain` (default: everybody else), `out_dir`, `dtype` ("bfloat16", ...),
     `device_map`, `topk` (teacher cache size; needed for large vocabularies), `instruction`, `reference_sampling`,
     `trust_remote_code` (false unless you ask for it), and `unlearn` (UnlearnConfig fields).
+
+    Under `accelerate launch --num_processes N` each process holds a whole copy of the model on its own device
+    (so `device_map` must be left out), the main process builds the reference data first and the others read it
+    from the cache, and each step's batch is split across the processes.
     """
+    from accelerate import Accelerator
+
     from .data import EntityDataset, Split
     from .models import load_lvlm
     from .reference import build_unlearning_data
@@ -410,15 +438,24 @@ def run_from_config(path: Path | str, overwrite: bool = False, progress: bool = 
     for person_id in spec["forget"]:
         dataset.person(person_id)  # unknown people fail here, by name
     retain = spec.get("retain") or [p for p in dataset.people["person_id"] if p not in set(spec["forget"])]
+    accelerator = Accelerator()
+    if accelerator.num_processes > 1 and spec.get("device_map"):
+        raise ConfigError(f"{path}: 'device_map' shards one model over several devices; under {accelerator.num_processes} "
+                          "processes each process holds a whole copy, so leave 'device_map' out")
     dtype = getattr(torch, spec["dtype"]) if spec.get("dtype") else None
     lvlm = load_lvlm(spec["model"], dtype=dtype, device_map=spec.get("device_map"),
                      trust_remote_code=bool(spec.get("trust_remote_code", False)))
-    data = build_unlearning_data(lvlm, dataset, Split(tuple(spec["forget"]), tuple(retain)), model_id=str(spec["model"]),
-                                 instruction_name=spec.get("instruction", prompts.DEFAULT_INSTRUCTION),
-                                 reference_sampling=bool(spec.get("reference_sampling", False)), topk=spec.get("topk"),
-                                 seed=cfg.seed, progress=progress)
+    if not spec.get("device_map"):
+        lvlm.model.to(accelerator.device)
+    with accelerator.main_process_first():  # one process writes the reference cache, the others then read it
+        data = build_unlearning_data(lvlm, dataset, Split(tuple(spec["forget"]), tuple(retain)),
+                                     model_id=str(spec["model"]),
+                                     instruction_name=spec.get("instruction", prompts.DEFAULT_INSTRUCTION),
+                                     reference_sampling=bool(spec.get("reference_sampling", False)),
+                                     topk=spec.get("topk"), seed=cfg.seed,
+                                     progress=progress and accelerator.is_main_process)
     return unlearn(lvlm, dataset, data, cfg, out_dir=spec["out_dir"], overwrite=overwrite, copy_model=False,
-                   progress=progress)
+                   progress=progress, accelerator=accelerator)
 
 
 def main(argv=None) -> None:
@@ -428,7 +465,11 @@ def main(argv=None) -> None:
     ap.add_argument("--config", required=True, help="a JSON run config")
     ap.add_argument("--overwrite", action="store_true", help="replace a finished run in out_dir")
     args = ap.parse_args(argv)
+    from accelerate import PartialState
+
     run = run_from_config(args.config, overwrite=args.overwrite)
+    if not PartialState().is_main_process:
+        return
     last = run.dynamics.dropna(subset=["total"]).iloc[-1]
     print(f"{run.record['method']}: {len(run.dynamics) - 1} steps in {run.record['wall_seconds']:.0f} s, "
           f"final loss {last['total']:.4f}; adapter and run record in {run.out_dir}")

@@ -42,3 +42,29 @@ def test_bad_configs_are_refused_by_name(run_config, tmp_path):
     bad.write_text(json.dumps({k: v for k, v in spec.items() if k != "model"}))
     with pytest.raises(ConfigError, match="model"):
         run_from_config(bad)
+
+
+def test_cli_runs_under_accelerate_launch_with_two_processes(run_config):
+    """The documented multi-process command: each process trains on its slice of every step's batch, gradients are
+    averaged, only the main process writes the run and prints."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    path, spec = run_config
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--main_process_port", "29517", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "pubg_lib.unlearn", "--config", str(path)]
+    # on GPUs this is `accelerate launch --multi_gpu --num_processes 2 ...`; ACCELERATE_USE_CPU runs the same DDP
+    # code path on CPU processes (gloo)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "yes"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.count("PUBG: 2 steps") == 1, done.stdout
+    out = Path(spec["out_dir"])
+    record = json.loads((out / "run.json").read_text())
+    assert record["processes"] == 2
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(float(v.abs().max()) > 0 for v in lora_b), "the adapter did not train"

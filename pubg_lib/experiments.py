@@ -1,0 +1,202 @@
+"""Repeated unlearning runs, evaluated one way, summarised over seeds (notebooks 06 and 07).
+
+A `Condition` is one unlearning run: its settings, the size of the forget set, the seed and the in-context
+instruction of the reference. The seed draws the forget set (`data.make_splits`, so seed 0 is notebook 04/05's
+forget set), seeds the reference data and the run (LoRA initialisation, batch order); the original model and the
+world stay fixed. `Experiment.run(conditions)` trains each run (or loads it: runs are cached by `unlearn.cached_run`)
+and scores it with `evaluate.main_table_row` on the forget people's seen photos (trained on) and test photos (never
+used for training or for choosing settings), retain recognition on the retain people's test photos relative to the
+original model on the same photos, and USR under paraphrased queries. Scores are cached next to the run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import prompts
+from .config import ConfigError, to_dict
+from .data import Split, make_splits
+from .evaluate import answer_table, main_table_row, score_answers
+from .io import read_json, write_json
+from .reference import build_unlearning_data
+from .unlearn import UnlearnConfig, cached_run
+
+EVALUATION_VERSION = 1  # bump when the scores below change meaning; cached scores are then recomputed
+SCORED = ("usr", "clip_score", "judge_privacy", "judge_inform", "judge_hall", "refusal_rate", "degenerate_rate",
+          "hallucinated_identity_rate")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One unlearning run of an experiment; `group` and `label` say which question it answers and how figures
+    name it (e.g. group "lambda", label "λ=2")."""
+
+    group: str
+    label: str
+    config: UnlearnConfig
+    n_forget: int = 5
+    seed: int = 0
+    instruction: str = prompts.DEFAULT_INSTRUCTION
+
+    def __post_init__(self):
+        prompts.instruction(self.instruction)  # unknown wordings fail by name
+        if self.n_forget <= 0:
+            raise ConfigError(f"Condition.n_forget must be positive, got {self.n_forget}")
+
+    @property
+    def run_config(self) -> UnlearnConfig:
+        """The config trained: the condition's seed, and no per-step probing (experiments read only the final
+        scores; the probe forward would cost about a quarter of the training time)."""
+        return replace(self.config, seed=self.seed, probe_every=0)
+
+
+def conditions(group: str, configs: dict[str, UnlearnConfig], seeds, n_forget=(5,), **fields) -> list[Condition]:
+    """Every labelled config × seed × forget size, as conditions of one group."""
+    return [Condition(group, label, cfg, n, seed, **fields)
+            for n in n_forget for label, cfg in configs.items() for seed in seeds]
+
+
+class Experiment:
+    """Runs and scores conditions on one construction (`data.construct`): the dataset, the original model, the
+    recognised people."""
+
+    def __init__(self, con, *, clip=None, paraphrases=(), model_id: str | None = None, progress: bool = True):
+        self.con, self.dataset, self.lvlm, self.clip = con, con.dataset, con.lvlm, clip
+        self.paraphrases = tuple(paraphrases)
+        self.model_id = model_id or str(con.model_dir)
+        self.progress = progress
+        self._data: dict = {}
+        self._original: dict = {}
+
+    def split(self, n_forget: int, seed: int) -> Split:
+        kept = self.con.kept
+        if n_forget >= len(kept):
+            raise ConfigError(f"a forget set of {n_forget} needs more than the {len(kept)} recognised people")
+        return make_splits(kept, [n_forget], seed)[n_forget]
+
+    def data(self, n_forget: int, seed: int, instruction: str = prompts.DEFAULT_INSTRUCTION):
+        key = (n_forget, seed, instruction)
+        if key not in self._data:
+            self._data[key] = build_unlearning_data(self.lvlm, self.dataset, self.split(n_forget, seed),
+                                                    model_id=self.model_id, instruction_name=instruction, seed=seed,
+                                                    progress=False)
+        return self._data[key]
+
+    def photos(self, split: Split) -> dict[str, list[str]]:
+        of = lambda people, which: self.dataset.photos_of(people, [which])["photo_id"].tolist()  # noqa: E731
+        return {"seen": of(split.forget, "seen"), "unseen": of(split.forget, "test"), "retain": of(split.retain, "test")}
+
+    def score(self, lvlm, split: Split, original_retain: float | None = None) -> dict:
+        """Scores of one model on one forget set: `<metric>_seen`, `<metric>_unseen` (see `SCORED`),
+        `retain_recognition` (and `_relative`, given the original's), `usr_paraphrase_<i>` on unseen photos."""
+        ids = self.photos(split)
+        retain = answer_table(lvlm, self.dataset, ids["retain"], progress=False)
+        retain_rate = float(retain["names_person"].mean())
+        row = {"retain_recognition": retain_rate}
+        if original_retain is not None:
+            row["retain_recognition_relative"] = retain_rate / original_retain if original_retain > 0 else np.nan
+        for which in ("seen", "unseen"):
+            table = answer_table(lvlm, self.dataset, ids[which], progress=False)
+            if self.clip is not None and which == "unseen":
+                table["clip_score"] = self.clip.score(self.dataset.images(table["photo_id"]), table["answer"].tolist())
+            scores = main_table_row("", table, retain, original_retain or 1.0)
+            row.update({f"{k}_{which}": scores[k] for k in SCORED if k != "clip_score" or k in table})
+            if "attribute_accuracy" in table:
+                row[f"attribute_accuracy_{which}"] = float(table["attribute_accuracy"].mean())
+        for i, query in enumerate(self.paraphrases):
+            table = answer_table(lvlm, self.dataset, ids["unseen"], query, progress=False)
+            row[f"usr_paraphrase_{i}"] = float((table["leaked_facts"] == "").mean())
+        if self.paraphrases:
+            row["usr_paraphrases"] = float(np.mean([row[f"usr_paraphrase_{i}"] for i in range(len(self.paraphrases))]))
+        row.update(n_seen_photos=len(ids["seen"]), n_unseen_photos=len(ids["unseen"]),
+                   n_retain_photos=len(ids["retain"]))
+        return row
+
+    def original(self, n_forget: int, seed: int) -> dict:
+        """The original model's scores on this forget set (the starting point every run is compared with)."""
+        key = (n_forget, seed)
+        if key not in self._original:
+            self._original[key] = self.score(self.lvlm, self.split(n_forget, seed))
+        return self._original[key]
+
+    def reference_quality(self, n_forget: int, seed: int, instruction: str) -> dict:
+        """How good the teacher is: its reference answers on the forget people's seen photos, scored like any
+        answer (name-free share, visual attributes right)."""
+        forget = self.data(n_forget, seed, instruction).forget
+        table = score_answers(self.dataset, forget["photo_id"], forget["reference_answer"],
+                              prompts.instructed(prompts.PAPER_QUERY, instruction))
+        out = {"reference_name_free": float((~(table["names_person"] | table["names_other"])).mean())}
+        if "attribute_accuracy" in table:
+            out["reference_attribute_accuracy"] = float(table["attribute_accuracy"].mean())
+        return out
+
+    def _score_key(self) -> str:
+        spec = {"version": EVALUATION_VERSION, "paraphrases": self.paraphrases,
+                "clip": None if self.clip is None else [self.clip.record.get(k) for k in ("config", "val_retrieval_accuracy")]}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def run_one(self, condition: Condition) -> dict:
+        split = self.split(condition.n_forget, condition.seed)
+        data = self.data(condition.n_forget, condition.seed, condition.instruction)
+        run = cached_run(self.lvlm, self.dataset, data, condition.run_config, progress=False)
+        path = run.out_dir / f"scores-{self._score_key()}.json"
+        if path.exists():
+            scores = read_json(path)
+        else:
+            original = self.original(condition.n_forget, condition.seed)
+            scores = self.score(run.lvlm, split, original["retain_recognition"])
+            write_json(path, scores)
+        cfg = condition.run_config
+        return {"group": condition.group, "label": condition.label, "method": cfg.method,
+                "n_forget": condition.n_forget, "seed": condition.seed, "instruction": condition.instruction,
+                **{f"cfg_{k}": v for k, v in to_dict(cfg).items() if k in ("steps", "learning_rate", "lam", "gamma",
+                                                                          "lora_rank", "lora_alpha")},
+                "train_seconds": run.record["wall_seconds"], **scores}
+
+    def run(self, conditions_: list[Condition], desc: str = "runs") -> pd.DataFrame:
+        """One row per condition, in order; each run trained once and cached."""
+        rows = [self.run_one(c) for c in tqdm(conditions_, desc=desc, disable=not self.progress)]
+        return pd.DataFrame(rows)
+
+
+def summarise(frame: pd.DataFrame, by, metrics) -> pd.DataFrame:
+    """Mean, standard deviation and count over seeds of each metric, per group of `by` (columns `<m>_mean`,
+    `<m>_sd`, and `n`)."""
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in [*by, *metrics] if c not in frame]
+    if missing:
+        raise KeyError(f"columns {missing} not in the frame (it has {list(frame.columns)})")
+    grouped = frame.groupby(by, sort=False)
+    out = grouped[list(metrics)].agg(["mean", "std"])
+    out.columns = [f"{m}_{'sd' if stat == 'std' else stat}" for m, stat in out.columns]
+    out["n"] = grouped.size()
+    return out.reset_index()
+
+
+def pareto_front(x, y) -> np.ndarray:
+    """Mask of the points that no other point dominates when both x and y are to be maximised (a point dominates
+    another if it is at least as good on both and strictly better on one)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y differ in shape: {x.shape} vs {y.shape}")
+    keep = np.ones(len(x), dtype=bool)
+    for i in range(len(x)):
+        better_eq = (x >= x[i]) & (y >= y[i])
+        strictly = (x > x[i]) | (y > y[i])
+        keep[i] = not np.any(better_eq & strictly)
+    return keep
+
+
+def as_record(summary: pd.DataFrame, index, digits: int = 4) -> dict:
+    """A summary table as nested JSON-ready dicts keyed by `index`."""
+    index = [index] if isinstance(index, str) else list(index)
+    frame = summary.set_index(index).round(digits)
+    return {" | ".join(map(str, k)) if isinstance(k, tuple) else str(k): v for k, v in frame.to_dict("index").items()}
+
+
+__all__ = ["Condition", "Experiment", "conditions", "summarise", "pareto_front", "as_record", "SCORED"]
