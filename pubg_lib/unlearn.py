@@ -167,6 +167,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         base = copy.deepcopy(lvlm.model) if copy_model else lvlm.model
         self.accelerator = accelerator or Accelerator()
+        n = self.accelerator.num_processes
+        if n > 1 and min(cfg.forget_batch, cfg.retain_batch) < n:
+            raise ConfigError(f"{n} processes split each step's batch, so forget_batch ({cfg.forget_batch}) and "
+                              f"retain_batch ({cfg.retain_batch}) must each be at least {n}")
         self.peft_model = get_peft_model(base, lora_config(cfg))  # unwrapped: for saving, disabling, restoring
         self.pad_id = lvlm.tokenizer.pad_token_id
         self.ex = _Examples(lvlm, dataset, data, cfg, with_teacher_inputs=teacher == "recompute")
@@ -408,6 +412,19 @@ RUN_CONFIG_KEYS = {"model", "data", "forget", "retain", "out_dir", "dtype", "dev
                    "reference_sampling", "trust_remote_code", "unlearn"}
 
 
+def read_run_config(path: Path | str) -> tuple[dict, UnlearnConfig]:
+    """The run config at `path` and its `unlearn` section as an UnlearnConfig; unknown or missing keys and bad
+    settings are refused by name before any model is loaded."""
+    spec = json.loads(Path(path).read_text())
+    unknown = sorted(set(spec) - RUN_CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(RUN_CONFIG_KEYS)}")
+    for key in ("model", "data", "forget", "out_dir"):
+        if key not in spec:
+            raise ConfigError(f"{path}: missing required key {key!r}")
+    return spec, from_dict(UnlearnConfig, spec.get("unlearn", {}))
+
+
 def run_from_config(path: Path | str, overwrite: bool = False, progress: bool = True) -> UnlearnRun:
     """Unlearn a model by id or path on a folder of photos, as a JSON config describes (see `configs/`).
 
@@ -426,14 +443,7 @@ def run_from_config(path: Path | str, overwrite: bool = False, progress: bool = 
     from .models import load_lvlm
     from .reference import build_unlearning_data
 
-    spec = json.loads(Path(path).read_text())
-    unknown = sorted(set(spec) - RUN_CONFIG_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(RUN_CONFIG_KEYS)}")
-    for key in ("model", "data", "forget", "out_dir"):
-        if key not in spec:
-            raise ConfigError(f"{path}: missing required key {key!r}")
-    cfg = from_dict(UnlearnConfig, spec.get("unlearn", {}))
+    spec, cfg = read_run_config(path)
     dataset = EntityDataset.from_folder(spec["data"])
     for person_id in spec["forget"]:
         dataset.person(person_id)  # unknown people fail here, by name

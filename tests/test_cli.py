@@ -68,3 +68,12 @@ def test_cli_runs_under_accelerate_launch_with_two_processes(run_config):
     adapter = load_file(out / "adapter" / "adapter_model.safetensors")
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(float(v.abs().max()) > 0 for v in lora_b), "the adapter did not train"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("configs/*.json")), ids=lambda p: p.name)
+def test_committed_configs_are_valid(path):
+    from pubg_lib.unlearn import read_run_config
+
+    spec, cfg = read_run_config(path)
+    assert cfg.method == "PUBG" and spec["forget"]
+    assert not spec.get("trust_remote_code", False)
