@@ -1,7 +1,7 @@
 """Repeated unlearning runs, evaluated one way, summarised over seeds (notebooks 06 and 07).
 
-A `Condition` is one unlearning run: its settings, the size of the forget set, the seed and the in-context
-instruction of the reference. The seed draws the forget set (`data.make_splits`, so seed 0 is notebook 04/05's
+A `Condition` is one unlearning run: its settings, the size of the forget set, the seed, and the reference: the
+in-context instruction and whether its answers are greedy or sampled. The seed draws the forget set (`data.make_splits`, so seed 0 is notebook 04/05's
 forget set), seeds the reference data and the run (LoRA initialisation, batch order); the original model and the
 world stay fixed. `Experiment.run(conditions)` trains each run (or loads it: runs are cached by `unlearn.cached_run`)
 and scores it with `evaluate.main_table_row` on the forget people's seen photos (trained on) and test photos (never
@@ -42,11 +42,14 @@ class Condition:
     n_forget: int = 5
     seed: int = 0
     instruction: str = prompts.DEFAULT_INSTRUCTION
+    reference_temperature: float = 0.0  # 0: greedy reference answers; > 0: sampled at this temperature
 
     def __post_init__(self):
         prompts.instruction(self.instruction)  # unknown wordings fail by name
         if self.n_forget <= 0:
             raise ConfigError(f"Condition.n_forget must be positive, got {self.n_forget}")
+        if self.reference_temperature < 0:
+            raise ConfigError(f"Condition.reference_temperature must be >= 0, got {self.reference_temperature}")
 
     @property
     def run_config(self) -> UnlearnConfig:
@@ -79,12 +82,15 @@ class Experiment:
             raise ConfigError(f"a forget set of {n_forget} needs more than the {len(kept)} recognised people")
         return make_splits(kept, [n_forget], seed)[n_forget]
 
-    def data(self, n_forget: int, seed: int, instruction: str = prompts.DEFAULT_INSTRUCTION):
-        key = (n_forget, seed, instruction)
+    def data(self, n_forget: int, seed: int, instruction: str = prompts.DEFAULT_INSTRUCTION,
+             reference_temperature: float = 0.0):
+        key = (n_forget, seed, instruction, reference_temperature)
         if key not in self._data:
+            sampled = {"reference_sampling": True, "reference_temperature": reference_temperature} \
+                if reference_temperature > 0 else {}
             self._data[key] = build_unlearning_data(self.lvlm, self.dataset, self.split(n_forget, seed),
                                                     model_id=self.model_id, instruction_name=instruction, seed=seed,
-                                                    progress=False)
+                                                    progress=False, **sampled)
         return self._data[key]
 
     def photos(self, split: Split) -> dict[str, list[str]]:
@@ -124,10 +130,10 @@ class Experiment:
             self._original[key] = self.score(self.lvlm, self.split(n_forget, seed))
         return self._original[key]
 
-    def reference_quality(self, n_forget: int, seed: int, instruction: str) -> dict:
+    def reference_quality(self, n_forget: int, seed: int, instruction: str, reference_temperature: float = 0.0) -> dict:
         """How good the teacher is: its reference answers on the forget people's seen photos, scored like any
         answer (name-free share, visual attributes right)."""
-        forget = self.data(n_forget, seed, instruction).forget
+        forget = self.data(n_forget, seed, instruction, reference_temperature).forget
         table = score_answers(self.dataset, forget["photo_id"], forget["reference_answer"],
                               prompts.instructed(prompts.PAPER_QUERY, instruction))
         out = {"reference_name_free": float((~(table["names_person"] | table["names_other"])).mean())}
@@ -142,7 +148,7 @@ class Experiment:
 
     def run_one(self, condition: Condition) -> dict:
         split = self.split(condition.n_forget, condition.seed)
-        data = self.data(condition.n_forget, condition.seed, condition.instruction)
+        data = self.data(condition.n_forget, condition.seed, condition.instruction, condition.reference_temperature)
         run = cached_run(self.lvlm, self.dataset, data, condition.run_config, progress=False)
         path = run.out_dir / f"scores-{self._score_key()}.json"
         if path.exists():
@@ -154,6 +160,7 @@ class Experiment:
         cfg = condition.run_config
         return {"group": condition.group, "label": condition.label, "method": cfg.method,
                 "n_forget": condition.n_forget, "seed": condition.seed, "instruction": condition.instruction,
+                "reference_temperature": condition.reference_temperature,
                 **{f"cfg_{k}": v for k, v in to_dict(cfg).items() if k in ("steps", "learning_rate", "lam", "gamma",
                                                                           "lora_rank", "lora_alpha")},
                 "train_seconds": run.record["wall_seconds"], **scores}

@@ -36,7 +36,7 @@ def test_whole_pipeline_runs_in_smoke_mode():
     generalisation = json.loads((results / "06_generalization.json").read_text())
     assert generalisation["seeds"] and all(0 <= row["usr_unseen_mean"] <= 1 for row in generalisation["summary"].values())
     ablations = json.loads((results / "07_ablations.json").read_text())
-    assert set(ablations) >= {"terms", "lambda", "instruction", "lora_rank", "claims"}
+    assert set(ablations) >= {"terms", "lambda", "reference", "lora_rank", "claims"}
     spec = json.loads((results / "specificity.json").read_text())
     assert len({m["trials"] for m in spec["methods"].values()}) == 1
     assert (paths.BUILD / "smoke" / "01_dataset_construction.html").exists()
