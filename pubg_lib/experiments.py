@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -68,13 +69,28 @@ class Experiment:
     """Runs and scores conditions on one construction (`data.construct`): the dataset, the original model, the
     recognised people."""
 
-    def __init__(self, con, *, clip=None, paraphrases=(), model_id: str | None = None, progress: bool = True):
+    def __init__(self, con, *, clip=None, paraphrases=(), model_id: str | None = None, progress: bool = True,
+                 keep_encoded: int = 3):
+        """`keep_encoded`: for how many forget sets the encoded training examples stay in memory between runs
+        (the world's photos are tiny; use 0 with a real model's large pixel arrays)."""
         self.con, self.dataset, self.lvlm, self.clip = con, con.dataset, con.lvlm, clip
         self.paraphrases = tuple(paraphrases)
         self.model_id = model_id or str(con.model_dir)
         self.progress = progress
+        self.keep_encoded = keep_encoded
         self._data: dict = {}
         self._original: dict = {}
+        self._encoded: OrderedDict = OrderedDict()
+
+    def _example_cache(self, n_forget: int, seed: int) -> dict | None:
+        if self.keep_encoded <= 0:
+            return None
+        key = (n_forget, seed)
+        self._encoded.setdefault(key, {})
+        self._encoded.move_to_end(key)
+        while len(self._encoded) > self.keep_encoded:
+            self._encoded.popitem(last=False)
+        return self._encoded[key]
 
     def split(self, n_forget: int, seed: int) -> Split:
         kept = self.con.kept
@@ -141,6 +157,37 @@ class Experiment:
             out["reference_attribute_accuracy"] = float(table["attribute_accuracy"].mean())
         return out
 
+    def teacher_agreement(self, n_forget: int, seed: int, instruction: str, reference_temperature: float = 0.0) -> dict:
+        """Does the teacher's distribution follow its (possibly sampled) reference text? Along the reference answers
+        of the forget people's seen photos: the share of tokens that are the teacher's most likely token there
+        (`reference_is_teacher_top1`; 1 for greedy references), the share of positions where the reference has a
+        person's name word (`reference_name_positions`), the share of those where the teacher's most likely token
+        is a name word too (`teacher_top1_is_name_there`) and the share of all positions where it is
+        (`teacher_top1_is_name`). The guidance KL pulls the student to the teacher's distribution, not the text."""
+        from .metrics.leakage import name_tokens
+        from .models import encode_example
+
+        data = self.data(n_forget, seed, instruction, reference_temperature)
+        forget, cache = data.forget, data.bg_teacher
+        tokenizer = self.lvlm.tokenizer
+        name_words = set().union(*(name_tokens(p) for p in self.dataset.people.to_dict("records")))
+        is_name = lambda ids: np.array([w.lower() in name_words for w in tokenizer.convert_ids_to_tokens(ids)])  # noqa: E731
+        same = names_sampled = names_both = names_top = total = 0
+        for i, (photo, query, answer) in enumerate(zip(forget["photo_id"], forget["teacher_query"],
+                                                       forget["reference_answer"])):
+            labels = np.asarray(encode_example(self.lvlm, self.dataset.image(photo), query, answer)["labels"]).ravel()[1:]
+            text = labels[labels != -100]
+            top = cache.ids[i][np.arange(len(text)), cache.logprobs[i].argmax(-1).numpy()].numpy()
+            sampled_name, top_name = is_name(text.tolist()), is_name(top.tolist())
+            same += int((text == top).sum())
+            names_sampled += int(sampled_name.sum())
+            names_both += int((sampled_name & top_name).sum())
+            names_top += int(top_name.sum())
+            total += len(text)
+        return {"reference_is_teacher_top1": same / total, "reference_name_positions": names_sampled / total,
+                "teacher_top1_is_name_there": names_both / names_sampled if names_sampled else float("nan"),
+                "teacher_top1_is_name": names_top / total}
+
     def _score_key(self) -> str:
         spec = {"version": EVALUATION_VERSION, "paraphrases": self.paraphrases,
                 "clip": None if self.clip is None else [self.clip.record.get(k) for k in ("config", "val_retrieval_accuracy")]}
@@ -149,7 +196,8 @@ class Experiment:
     def run_one(self, condition: Condition) -> dict:
         split = self.split(condition.n_forget, condition.seed)
         data = self.data(condition.n_forget, condition.seed, condition.instruction, condition.reference_temperature)
-        run = cached_run(self.lvlm, self.dataset, data, condition.run_config, progress=False)
+        run = cached_run(self.lvlm, self.dataset, data, condition.run_config, progress=False,
+                         example_cache=self._example_cache(condition.n_forget, condition.seed))
         path = run.out_dir / f"scores-{self._score_key()}.json"
         if path.exists():
             scores = read_json(path)

@@ -98,10 +98,18 @@ def lora_config(cfg: UnlearnConfig):
 class _Examples:
     """All training examples of a run, encoded once, with index samplers that cycle through seeded permutations."""
 
-    def __init__(self, lvlm, dataset, data, cfg: UnlearnConfig, with_teacher_inputs: bool = False):
+    def __init__(self, lvlm, dataset, data, cfg: UnlearnConfig, with_teacher_inputs: bool = False,
+                 cache: dict | None = None):
         method = get_method(cfg.method)
         forget, retain = data.forget, data.retain
-        enc = lambda p, q, a: encode_example(lvlm, dataset.image(p), q, a)  # noqa: E731
+
+        def enc(p, q, a):  # `cache` (photo, query, answer) -> encoded example lets consecutive runs share the work
+            if cache is None:
+                return encode_example(lvlm, dataset.image(p), q, a)
+            if (p, q, a) not in cache:
+                cache[(p, q, a)] = encode_example(lvlm, dataset.image(p), q, a)
+            return cache[(p, q, a)]
+
         self.private = [enc(p, q, a) for p, q, a in zip(forget["photo_id"], forget["query"], forget["private_answer"])]
         self.target = None
         if method.forget_term == "random":
@@ -156,7 +164,7 @@ class Trainer:
     """
 
     def __init__(self, lvlm: LVLM, dataset, data, cfg: UnlearnConfig, copy_model: bool = True,
-                 teacher: str = "cache", accelerator=None):
+                 teacher: str = "cache", accelerator=None, example_cache: dict | None = None):
         from accelerate import Accelerator
         from peft import get_peft_model
 
@@ -173,7 +181,7 @@ class Trainer:
                               f"retain_batch ({cfg.retain_batch}) must each be at least {n}")
         self.peft_model = get_peft_model(base, lora_config(cfg))  # unwrapped: for saving, disabling, restoring
         self.pad_id = lvlm.tokenizer.pad_token_id
-        self.ex = _Examples(lvlm, dataset, data, cfg, with_teacher_inputs=teacher == "recompute")
+        self.ex = _Examples(lvlm, dataset, data, cfg, with_teacher_inputs=teacher == "recompute", cache=example_cache)
         self.trainable = [p for p in self.peft_model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         decay = (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))) if cfg.lr_schedule == "cosine" \
@@ -294,7 +302,7 @@ class Trainer:
 
 def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | str | None = None,
             overwrite: bool = False, copy_model: bool = True, progress: bool = True, step_callback=None,
-            accelerator=None) -> UnlearnRun:
+            accelerator=None, example_cache: dict | None = None) -> UnlearnRun:
     """Unlearn with LoRA. `data` comes from `reference.build_unlearning_data`.
 
     `copy_model=True` (the default) wraps a copy so that `lvlm` stays the original; pass False for large models
@@ -303,13 +311,16 @@ def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | st
     once after the last. With `out_dir`, the adapter (safetensors), `dynamics.csv` and `run.json` are written
     there; a finished run is never overwritten unless `overwrite=True`. `accelerator`: an `accelerate.Accelerator`
     (default: a new one, which is the plain loop in a single process; see the module docstring for several).
+    `example_cache`: a dict that keeps encoded examples (photo, query, answer) between runs on the same data; the
+    caller owns it and its memory.
     """
     if out_dir is not None:
         out_dir = Path(out_dir)
         if (out_dir / "run.json").exists() and not overwrite:
             raise FileExistsError(f"{out_dir} holds a finished run; pass overwrite=True to replace it")
     t0 = time.perf_counter()
-    trainer = Trainer(lvlm, dataset, data, cfg, copy_model=copy_model, accelerator=accelerator)
+    trainer = Trainer(lvlm, dataset, data, cfg, copy_model=copy_model, accelerator=accelerator,
+                      example_cache=example_cache)
     main_process = trainer.accelerator.is_main_process
     rows = []
     for step in tqdm(range(cfg.steps + 1), desc=f"unlearn {cfg.method}", disable=not (progress and main_process),
@@ -397,12 +408,13 @@ def run_dir(data, cfg: UnlearnConfig) -> Path:
     return paths.CACHE / "runs" / settings_key(data.settings) / f"{cfg.method}-{fingerprint(cfg)}"
 
 
-def cached_run(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, progress: bool = True) -> UnlearnRun:
+def cached_run(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, progress: bool = True,
+               example_cache: dict | None = None) -> UnlearnRun:
     """The run of `cfg` on `data`: loaded if an identical run finished before, else trained and saved."""
     out_dir = run_dir(data, cfg)
     if (out_dir / "run.json").exists():
         return load_run(lvlm, out_dir)
-    return unlearn(lvlm, dataset, data, cfg, out_dir=out_dir, progress=progress)
+    return unlearn(lvlm, dataset, data, cfg, out_dir=out_dir, progress=progress, example_cache=example_cache)
 
 
 # ---------------------------------------------------------------------------------------------------------------

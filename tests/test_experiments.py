@@ -70,11 +70,11 @@ def test_scores_are_bounded_cached_and_deterministic(experiment, monkeypatch):
 
 
 def _load_only(cached_run):
-    def wrapper(lvlm, dataset, data, cfg, progress=True):
+    def wrapper(lvlm, dataset, data, cfg, progress=True, **kwargs):
         from pubg_lib.unlearn import run_dir
 
         assert (run_dir(data, cfg) / "run.json").exists(), "the run should have been cached"
-        return cached_run(lvlm, dataset, data, cfg, progress)
+        return cached_run(lvlm, dataset, data, cfg, progress, **kwargs)
     return wrapper
 
 
@@ -87,3 +87,12 @@ def test_the_original_model_leaks_on_its_forget_set(experiment):
 def test_reference_quality_scores_the_teacher_answers(experiment):
     quality = experiment.reference_quality(2, 0, prompts.DEFAULT_INSTRUCTION)
     assert 0 <= quality["reference_name_free"] <= 1 and 0 <= quality["reference_attribute_accuracy"] <= 1
+
+
+def test_a_greedy_reference_is_the_teachers_top_token(experiment):
+    """Greedy decoding picks the teacher's most likely token at every step, so along a greedy reference the cached
+    teacher distribution puts its top-1 on the reference token (up to padding-order numerics)."""
+    agreement = experiment.teacher_agreement(2, 0, prompts.DEFAULT_INSTRUCTION)
+    assert agreement["reference_is_teacher_top1"] >= 0.98
+    for key in ("reference_name_positions", "teacher_top1_is_name"):
+        assert 0 <= agreement[key] <= 1

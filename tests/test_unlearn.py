@@ -121,3 +121,18 @@ def test_cached_teacher_equals_the_recomputed_teacher(smoke_construction, unlear
         a, b = cached.loss_terms(f_idx, r_idx), fresh.loss_terms(f_idx, r_idx)
     assert a["bg_kl"].item() == pytest.approx(b["bg_kl"].item(), abs=1e-5)
     assert a["bg_kl"].item() > 0  # the student sees q, the teacher q ⊕ c: they differ before training
+
+
+def test_shared_example_cache_changes_nothing(smoke_construction, unlearning_data):
+    """Runs that share encoded examples (as an experiment's runs on one forget set do) train exactly as runs that
+    encode their own."""
+    import pandas as pd
+
+    con, data = smoke_construction, unlearning_data
+    alone = unlearn(con.lvlm, con.dataset, data, _cfg(), progress=False).dynamics
+    shared: dict = {}
+    unlearn(con.lvlm, con.dataset, data, _cfg(method="BG"), progress=False, example_cache=shared)
+    filled = len(shared)
+    again = unlearn(con.lvlm, con.dataset, data, _cfg(), progress=False, example_cache=shared).dynamics
+    assert filled > 0 and len(shared) == filled  # BG encoded every example PUBG needs
+    pd.testing.assert_frame_equal(alone.drop(columns="step_seconds"), again.drop(columns="step_seconds"))
