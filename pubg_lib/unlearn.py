@@ -264,7 +264,11 @@ class Trainer:
         f_idx, r_idx = self.shard(f_idx), self.shard(r_idx)
         t0 = time.perf_counter()
         terms = self.loss_terms(f_idx, r_idx)
-        if not torch.isfinite(terms["total"]):
+        finite = torch.isfinite(terms["total"].detach()).float().reshape(1)
+        if self.accelerator.num_processes > 1:  # every process stops together, or the others would wait forever
+            finite = self.accelerator.reduce(finite.to(self.accelerator.device), reduction="sum") \
+                / self.accelerator.num_processes
+        if float(finite) < 1:
             self.peft_model.load_state_dict(self.good_state, strict=False)
             where = ""
             if out_dir is not None and self.accelerator.is_main_process:
