@@ -253,5 +253,3 @@ def as_record(summary: pd.DataFrame, index, digits: int = 4) -> dict:
     frame = summary.set_index(index).round(digits)
     return {" | ".join(map(str, k)) if isinstance(k, tuple) else str(k): v for k, v in frame.to_dict("index").items()}
 
-
-__all__ = ["Condition", "Experiment", "conditions", "summarise", "pareto_front", "as_record", "SCORED"]
