@@ -1,4 +1,10 @@
-"""Every path the compendium uses is spelled here and nowhere else."""
+"""Every path the compendium uses is spelled here and nowhere else.
+
+Environment variables move the writable places (for tests, and for runs that must not touch the committed
+results); notebook kernels started by the runner inherit them:
+`PUBG_BUILD` (executed notebooks, staging, state), `PUBG_CACHE` (models, runs, teacher caches),
+`PUBG_RESULTS` and `PUBG_FIGURES` (the committed headline numbers and figures).
+"""
 from __future__ import annotations
 
 import os
@@ -6,17 +12,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
-RESULTS = DATA / "results"
+RESULTS = Path(os.environ.get("PUBG_RESULTS", DATA / "results"))
 SETTINGS = DATA / "settings"
-FIGURES = ROOT / "figures"
+FIGURES = Path(os.environ.get("PUBG_FIGURES", ROOT / "figures"))
 NOTEBOOKS = ROOT / "notebooks"
-BUILD = ROOT / "build"
+BUILD = Path(os.environ.get("PUBG_BUILD", ROOT / "build"))
 # Big artefacts rebuilt by code (ignored by git). PUBG_CACHE overrides it, e.g. for tests.
 CACHE = Path(os.environ.get("PUBG_CACHE", BUILD / "cache"))
 
 
 def output_dirs(smoke: bool) -> tuple[Path, Path]:
-    """Where a notebook writes its headline numbers and figures.
+    """Where a notebook's headline numbers and figures end up (after `outputs.NotebookOutputs.promote`).
 
     Full runs write the committed `data/results/` and `figures/`; smoke runs write under `build/smoke/`
     so a quick check never replaces a finished result.

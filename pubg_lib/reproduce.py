@@ -127,19 +127,42 @@ def write_html(nb_path: Path) -> Path:
     return html
 
 
-def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None = None, sweep: bool = False) -> dict:
-    import papermill as pm
-    from tqdm.auto import tqdm
-
+def plan_runs(only=None, smoke: bool = False, extra: dict | None = None, sweep: bool = False) -> list[tuple[Path, dict]]:
+    """The notebooks to run, in order, each with its parameters, all checked before anything runs: `-p` for a
+    notebook that will not run, `smoke` given with `-p` (it is `--smoke`'s alone: a smoke run must never write the
+    committed results, nor a full run the smoke ones), unknown names and wrong types are refused."""
     extra = extra or {}
     todo = notebooks(only, sweep)
     if sweep:  # the sweep chooses the settings the other notebooks use: run it first
         todo.sort(key=lambda p: p.name not in ON_REQUEST)
+    running = {nb.name.split("_")[0]: nb for nb in todo}
+    idle = sorted(set(extra) - set(running))
+    if idle:
+        raise ParameterError(f"parameters given for notebook(s) {idle}, which this run does not execute "
+                             f"(it runs {sorted(running)}; add them with --only)")
     plan = []
-    for nb in todo:  # check every parameter before anything runs
-        params = {**({"smoke": True} if smoke else {}), **extra.get(nb.name.split("_")[0], {})}
+    for prefix, nb in running.items():
+        given = extra.get(prefix, {})
+        if "smoke" in given:
+            raise ParameterError("'smoke' is set by --smoke, not by -p (full and smoke runs write to different places)")
+        params = {**({"smoke": True} if smoke else {}), **given}
         check_parameters(nb, params)
         plan.append((nb, params))
+    return plan
+
+
+def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None = None, sweep: bool = False) -> dict:
+    """Execute the planned notebooks. Each runs into a temporary copy; only a run that finishes (its last cell
+    promotes its outputs) replaces the executed copy and is recorded as done. A notebook is skipped only if its
+    source, parameters and the package are unchanged since its last successful run *and* the outputs it promoted
+    then are all still there; a failed or interrupted run is forgotten before it starts, so it runs again."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    from .outputs import manifest_path, promoted_outputs_present
+    from .provenance import environment
+
+    plan = plan_runs(only, smoke, extra, sweep)
     out_dir = paths.BUILD / ("smoke" if smoke else "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = paths.BUILD / "reproduce_state.json"
@@ -150,36 +173,48 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
         key = f"{'smoke' if smoke else 'full'}:{nb.name}"
         fp = _fingerprint(nb, params)
         out = out_dir / nb.name
-        if not force and state.get(key) == fp and out.exists():
-            tqdm.write(f"skip {nb.name} (unchanged)")
+        if not force and state.get(key) == fp and out.exists() and promoted_outputs_present(nb.stem, smoke):
+            tqdm.write(f"skip {nb.name} (unchanged, outputs present)")
             timings[nb.name] = 0.0
             continue
+        state.pop(key, None)  # not done until it finishes: an interrupted run is rerun next time
+        write_json(state_path, state)
         tqdm.write(f"run  {nb.name} {params or ''}")
+        running = out_dir / f".{nb.stem}.running.ipynb"
+        failed = out_dir / f"{nb.stem}.failed.ipynb"
         t = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(paths.NOTEBOOKS), kernel_name="python3",
-                                progress_bar=False)
+            pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(paths.NOTEBOOKS),
+                                kernel_name="python3", progress_bar=False)
         except pm.PapermillExecutionError as err:
-            raise SystemExit(f"{nb.name} failed at {_failing_cell(out)}\n(executed copy: {out})") from err
+            running.replace(failed)
+            raise SystemExit(f"{nb.name} failed at {_failing_cell(failed)}\n(executed copy: {failed}; the results "
+                             "and figures it would have written were not promoted)") from err
+        if not manifest_path(nb.stem, smoke).exists():
+            running.replace(failed)
+            raise SystemExit(f"{nb.name} finished without promoting its outputs (its last cell must call "
+                             f"outputs.promote()); executed copy: {failed}")
         timings[nb.name] = time.perf_counter() - t
+        running.replace(out)
+        failed.unlink(missing_ok=True)
         write_html(out)
         state[key] = fp
         write_json(state_path, state)
     total = time.perf_counter() - t0
     record = {"wall_seconds": total, "notebook_seconds": timings, "smoke": smoke, "forced": force,
-              "executed": [k for k, v in timings.items() if v > 0]}
-    if not smoke and not only:
+              "executed": [k for k, v in timings.items() if v > 0], "provenance": environment()}
+    if not smoke and not only and not extra:
         # Keep the last run that executed notebooks next to the latest run (which may have skipped them all).
         path = paths.RESULTS / "reproduce.json"
         previous = read_json(path) if path.exists() else {}
         history = {"last_run": record,
                    "last_run_that_executed": record if record["executed"] else previous.get("last_run_that_executed")}
         write_json(path, history)
-    print(f"done in {total:.0f} s: " + ", ".join(f"{k[:2]} {v:.0f}s" for k, v in timings.items()))
+    print(f"done in {total:.0f} s: " + ", ".join(f"{k[:3]} {v:.0f}s" for k, v in timings.items()))
     return record
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="small parameters; results under build/smoke/")
     ap.add_argument("--force", action="store_true", help="rerun notebooks even if unchanged")
@@ -188,7 +223,11 @@ def main(argv=None) -> None:
                                                          "data/settings/methods.json")
     ap.add_argument("-p", "--param", nargs=2, action="append", metavar=("NN", "NAME=VALUE"), default=[],
                     help="a parameter for notebook NN (repeatable)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     extra: dict[str, dict] = {}
     try:
         for nn, assignment in args.param:

@@ -1,0 +1,79 @@
+"""What a notebook writes, staged until its checks pass.
+
+A notebook writes its headline numbers and figures into a staging folder under `build/staging/`; its last cell,
+after the checks on those numbers, calls `promote()`, which copies them into `data/results/` and `figures/` (or
+their smoke counterparts under `build/smoke/`) one file at a time, atomically, and writes a manifest of what it
+promoted. A notebook that fails or is interrupted never reaches `promote()`, so the committed results stay as they
+were; the runner (`reproduce`) reruns a notebook whose manifest is missing or lists a file that no longer exists.
+
+Every JSON result gets a `provenance` entry: the notebook, its parameters and the environment (package versions,
+threads, CPU) that produced it.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from . import paths
+from .io import atomic_write_bytes, read_json, write_csv, write_json
+from .provenance import environment
+
+
+class OutputsError(RuntimeError):
+    """Nothing was staged, or a notebook's promoted outputs are incomplete."""
+
+
+def manifest_path(notebook: str, smoke: bool) -> Path:
+    return paths.BUILD / "outputs" / ("smoke" if smoke else "full") / f"{notebook}.json"
+
+
+def promoted_outputs_present(notebook: str, smoke: bool) -> bool:
+    """True if the notebook's last promotion is recorded and every file it promoted still exists."""
+    manifest = manifest_path(notebook, smoke)
+    if not manifest.exists():
+        return False
+    files = read_json(manifest).get("files", [])
+    return bool(files) and all((paths.ROOT / f).exists() for f in files)
+
+
+class NotebookOutputs:
+    """The staging folders of one notebook run. `results_dir` and `figures_dir` are where the notebook writes;
+    `promote()` (its last call) moves what is there to the final folders."""
+
+    def __init__(self, notebook: str, smoke: bool, parameters: dict | None = None):
+        self.notebook, self.smoke, self.parameters = notebook, smoke, dict(parameters or {})
+        self.final_results, self.final_figures = paths.output_dirs(smoke)
+        self.stage = paths.BUILD / "staging" / ("smoke" if smoke else "full") / notebook
+        shutil.rmtree(self.stage, ignore_errors=True)
+        self.results_dir, self.figures_dir = self.stage / "results", self.stage / "figures"
+        self.results_dir.mkdir(parents=True)
+        self.figures_dir.mkdir(parents=True)
+        manifest_path(notebook, smoke).unlink(missing_ok=True)  # until promoted, this run has no outputs
+
+    def provenance(self) -> dict:
+        return {"notebook": self.notebook, "parameters": self.parameters, "smoke": self.smoke, **environment()}
+
+    def write_json(self, name: str, obj: dict) -> Path:
+        """A JSON result with its provenance (strict JSON: NaN becomes null)."""
+        return write_json(self.results_dir / name, {**obj, "provenance": self.provenance()})
+
+    def write_csv(self, name: str, frame) -> Path:
+        return write_csv(self.results_dir / name, frame)
+
+    def staged(self) -> list[Path]:
+        return sorted(p for p in self.stage.rglob("*") if p.is_file())
+
+    def promote(self) -> list[str]:
+        """Copy every staged file into place (each atomically) and record them; call it after the checks."""
+        staged = self.staged()
+        if not staged:
+            raise OutputsError(f"{self.notebook} staged nothing to promote")
+        done = []
+        for path in staged:
+            final = (self.final_results if path.parent == self.results_dir else self.final_figures) / path.name
+            atomic_write_bytes(final, path.read_bytes())
+            done.append(str(final.relative_to(paths.ROOT)) if final.is_relative_to(paths.ROOT) else str(final))
+        write_json(manifest_path(self.notebook, self.smoke), {"notebook": self.notebook, "files": done,
+                                                               "parameters": self.parameters})
+        shutil.rmtree(self.stage, ignore_errors=True)
+        return done

@@ -1,0 +1,72 @@
+"""The committed results: strict JSON everywhere, each JSON result carries its provenance, writes are atomic."""
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from pubg_lib import paths
+from pubg_lib.io import read_json, replace_dir, staging_dir, write_json
+
+RESULT_FILES = sorted(paths.RESULTS.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", RESULT_FILES, ids=lambda p: p.name)
+def test_every_result_file_parses_with_a_strict_parser(path):
+    def refuse(constant):
+        raise ValueError(f"{path.name} holds {constant}")
+
+    json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_write_json_turns_non_finite_numbers_into_null(tmp_path):
+    path = write_json(tmp_path / "x.json", {"a": math.nan, "b": [np.float32("inf"), 1.5], "c": np.int64(3)})
+    assert json.loads(path.read_text()) == {"a": None, "b": [None, 1.5], "c": 3}
+    (tmp_path / "bad.json").write_text('{"a": NaN}')
+    with pytest.raises(ValueError, match="NaN"):
+        read_json(tmp_path / "bad.json")
+
+
+def test_written_files_get_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "x.json", {})
+        folder = staging_dir(tmp_path / "run")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
+def test_replace_dir_swaps_whole_folders(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    new = staging_dir(target)
+    (new / "new.txt").write_text("new")
+    replace_dir(new, target)
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left aside
+
+
+def test_staged_outputs_reach_the_results_only_when_promoted(tmp_path, monkeypatch):
+    from pubg_lib import outputs
+
+    monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
+    final = (tmp_path / "results", tmp_path / "figures")
+    monkeypatch.setattr(paths, "output_dirs", lambda smoke: final)
+    out = outputs.NotebookOutputs("99_example", smoke=False, parameters={"steps": 3})
+    out.write_json("99_example.json", {"usr": 1.0})
+    (out.figures_dir / "99_plot.png").write_bytes(b"png")
+    assert not final[0].exists() and not outputs.promoted_outputs_present("99_example", False)
+    done = out.promote()
+    assert len(done) == 2
+    record = read_json(final[0] / "99_example.json")
+    assert record["usr"] == 1.0 and record["provenance"]["parameters"] == {"steps": 3}
+    assert {"torch_threads", "cpu", "packages"} <= set(record["provenance"])
+    assert record["provenance"]["packages"]["torch"]
+    assert outputs.promoted_outputs_present("99_example", False)
+    (final[1] / "99_plot.png").unlink()
+    assert not outputs.promoted_outputs_present("99_example", False)  # a deleted output makes the runner rerun
