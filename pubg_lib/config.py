@@ -8,6 +8,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +57,60 @@ def load_config(cls: type[T], path: Path | str) -> T:
     return from_dict(cls, values)
 
 
+def _type_error(where: str, expected: str, value) -> ConfigError:
+    return ConfigError(f"{where} must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def _check_value(where: str, value, hint) -> None:
+    """Refuse a value that is not of the annotated type: ints must be ints (not 1.5, not "3", not True), floats
+    finite numbers (NaN would silently switch a weighted term off: `NaN < 0` is false), flags real booleans."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in typing.get_args(hint):
+            try:
+                _check_value(where, value, arm)
+                return
+            except ConfigError as err:
+                errors.append(str(err))
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint))
+        raise _type_error(where, names, value)
+    if hint is type(None):
+        if value is not None:
+            raise _type_error(where, "None", value)
+    elif hint is bool:
+        if not isinstance(value, bool):
+            raise _type_error(where, "a boolean (true/false)", value)
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(where, "an integer", value)
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(where, "a number", value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+    elif hint is str:
+        if not isinstance(value, str):
+            raise _type_error(where, "a string", value)
+    elif origin is tuple:
+        if not isinstance(value, tuple):
+            raise _type_error(where, "a list", value)
+        (item, *_rest) = typing.get_args(hint)
+        for i, v in enumerate(value):
+            _check_value(f"{where}[{i}]", v, item)
+
+
+def check_types(cfg) -> None:
+    """Check every field of a config dataclass against its annotation (see `_check_value`). An integer given for a
+    float field becomes a float, so that `learning_rate=1` and `1.0` name the same settings (and cache entry)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        _check_value(f"{type(cfg).__name__}.{f.name}", value, hints[f.name])
+        if hints[f.name] is float and isinstance(value, int):
+            object.__setattr__(cfg, f.name, float(value))
+
+
 def _check_positive(cfg, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
@@ -77,6 +134,7 @@ class WorldConfig:
     image_size: int = 96  # rendered photo side in pixels (the processor resizes for the model)
 
     def __post_init__(self):
+        check_types(self)
         _check_positive(self, "n_trained", "n_seen", "n_val", "n_test", "min_identity_distance", "image_size")
         for name in ("n_never_trained", "n_anonymous"):
             if getattr(self, name) < 0:
@@ -111,9 +169,14 @@ class TinyModelConfig:
     instructions_trained: int = 2  # the first k instruction wordings train; the rest are held out
 
     def __post_init__(self):
+        check_types(self)
         _check_positive(self, "vision_image_size", "vision_patch_size", "vision_hidden", "vision_layers",
                         "vision_heads", "text_hidden", "text_intermediate", "text_layers", "text_heads",
                         "max_positions", "epochs", "batch_size", "learning_rate")
+        if not 0 <= self.warmup_share < 1:
+            raise ConfigError(f"TinyModelConfig.warmup_share must lie in [0, 1), got {self.warmup_share}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"TinyModelConfig.weight_decay must be >= 0, got {self.weight_decay}")
         if self.vision_image_size % self.vision_patch_size:
             raise ConfigError("vision_image_size must be a multiple of vision_patch_size")
         if self.architecture not in ("llava", "llava_next"):

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
+import re
+import shutil
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from .config import WorldConfig
-from .io import atomic_write_bytes, write_csv
+from .io import atomic_write_bytes, staging_dir, write_csv
 from .world import SPLITS
 from .world import text as world_text
 from .world.attributes import IDENTITY_FEATURES
@@ -33,6 +36,8 @@ from .world.render import render_photo
 PEOPLE_REQUIRED = ("person_id", "name")
 PRIVATE_FACT_COLUMNS = ("first_name", "last_name", "profession", "birthplace")
 METADATA_REQUIRED = ("file_name", "person_id", "split")
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # ids become file names on export
+MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before they are decoded
 
 
 class DataError(ValueError):
@@ -87,47 +92,76 @@ class EntityDataset:
 
     @classmethod
     def from_folder(cls, root: Path | str) -> EntityDataset:
-        """Load the on-disk layout (see module docstring). Every image is checked to open."""
+        """Load the on-disk layout (see module docstring), trusting nothing in it.
+
+        Every cell is read as text and converted explicitly (the same under pandas 2 and 3); an empty required cell
+        is reported with its file and line; `file_name`s must be relative paths that stay inside `root` (no `..`,
+        no absolute paths, no symlinks that lead out); `photo_id`s (given, or the file stems) and `file_name`s must be
+        unique; every image must open and be at most `MAX_IMAGE_PIXELS` pixels."""
         root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"no dataset folder at {root}")
         people = _read_table(root / "people.csv", PEOPLE_REQUIRED)
         meta = _read_table(root / "metadata.csv", METADATA_REQUIRED)
-        meta = meta.copy()
+        if "trained" in people:
+            people["trained"] = _parse_flags(people["trained"], root / "people.csv", "trained")
+        for file_name, line in zip(meta["file_name"], _lines(meta)):
+            _inside(root, file_name, f"{root / 'metadata.csv'} line {line}")
+        _unique(meta["file_name"], root / "metadata.csv", "file_name")
         if "photo_id" not in meta:
-            meta["photo_id"] = meta["file_name"].map(lambda f: Path(f).stem)
-        for col in ("trained",):
-            if col in people and people[col].dtype == object:
-                people[col] = people[col].astype(str).str.lower().isin(["true", "1", "yes"])
+            meta["photo_id"] = meta["file_name"].map(lambda f: PurePosixPath(f).stem)
+            _unique(meta["photo_id"], root / "metadata.csv", "photo_id (the file stem; add a photo_id column to "
+                                                             "tell photos with the same file stem apart)")
+        else:
+            _unique(meta["photo_id"], root / "metadata.csv", "photo_id")
+        _unique(people["person_id"], root / "people.csv", "person_id")
         ds = cls(people=people, photos=meta, root=root)
         for file_name in meta["file_name"]:
-            ds._check_image(root / file_name)
+            ds._check_image(_inside(root, file_name, str(root / "metadata.csv")))
         return ds
 
     def export(self, root: Path | str) -> Path:
-        """Write the layout; images as PNG. Refuses to write into a non-empty folder of another dataset."""
+        """Write the layout; images as PNG. The folder must be new or empty; ids must be safe file names
+        (`SAFE_ID`); the dataset appears at `root` only when complete (built aside, then renamed into place)."""
         root = Path(root)
-        if (root / "people.csv").exists():
-            raise FileExistsError(f"{root} already holds a dataset; choose an empty folder")
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise FileExistsError(f"{root} is not an empty folder; choose a new one")
+        for column, frame in (("person_id", self.people), ("photo_id", self.photos)):
+            bad = [v for v in frame[column] if not SAFE_ID.fullmatch(str(v))]
+            if bad:
+                raise DataError(f"cannot export {column} {bad[:3]}: ids become file names and may hold only letters, "
+                                f"digits, '_', '-' and '.', starting with a letter or digit")
         photos = self.photos.copy()
         photos.insert(0, "file_name", [f"{p}/{q}.png" for p, q in zip(photos["person_id"], photos["photo_id"])])
-        for file_name, photo_id in zip(photos["file_name"], photos["photo_id"]):
-            import io as _io
-
-            buf = _io.BytesIO()
-            self.image(photo_id).save(buf, format="PNG")
-            atomic_write_bytes(root / file_name, buf.getvalue())
-        write_csv(root / "metadata.csv", photos)
-        write_csv(root / "people.csv", self.people)  # written last: its presence marks a finished export
+        tmp = staging_dir(root)
+        try:
+            for file_name, photo_id in zip(photos["file_name"], photos["photo_id"]):
+                buf = io.BytesIO()
+                self.image(photo_id).save(buf, format="PNG")
+                atomic_write_bytes(tmp / file_name, buf.getvalue())
+            write_csv(tmp / "metadata.csv", photos)
+            write_csv(tmp / "people.csv", self.people)
+            if root.exists():
+                root.rmdir()  # empty, checked above
+            tmp.rename(root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return root
 
     # ---- access -------------------------------------------------------------------------------
     def _check_image(self, path: Path) -> Image.Image:
-        if not path.exists():
+        if not path.is_file():
             raise DataError(f"image file missing: {path}")
         try:
             with Image.open(path) as im:
+                width, height = im.size  # read from the header, before any pixel is decoded
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"image {path} is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                                    "allowed (EntityDataset.MAX_IMAGE_PIXELS); resize it first")
                 im.load()
                 return im.convert("RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
             raise DataError(f"corrupt or unreadable image {path}: {err}") from err
 
     def image(self, photo_id: str) -> Image.Image:
@@ -137,7 +171,7 @@ class EntityDataset:
         if self.root is None:
             img = render_photo(self.person(row["person_id"]), row, self.image_size)
         else:
-            img = self._check_image(self.root / row["file_name"])
+            img = self._check_image(_inside(self.root, row["file_name"], str(self.root / "metadata.csv")))
         self._images[photo_id] = img
         return img
 
@@ -206,14 +240,57 @@ def _require(frame: pd.DataFrame, columns, what: str) -> None:
 
 
 def _read_table(path: Path, required) -> pd.DataFrame:
-    if not path.exists():
+    """A CSV read as text only (no type guessing: the same frame under pandas 2 and 3), every required cell
+    filled (an empty one is reported with its line)."""
+    if not path.is_file():
         raise DataError(f"missing table {path}")
     try:
-        frame = pd.read_csv(path, dtype={"person_id": str, "photo_id": str})
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as err:  # pandas raises several types for malformed CSV
         raise DataError(f"cannot read {path}: {err}") from err
+    frame = frame.astype(object)  # plain Python strings, whatever pandas' default string dtype
     _require(frame, required, str(path))
+    if frame.empty:
+        raise DataError(f"{path} has no rows")
+    for column in required:
+        empty = [line for value, line in zip(frame[column], _lines(frame)) if not str(value).strip()]
+        if empty:
+            raise DataError(f"{path}: empty {column!r} on line(s) {empty[:5]}")
     return frame
+
+
+def _lines(frame: pd.DataFrame) -> list[int]:
+    """The file line of each row (the header is line 1)."""
+    return [i + 2 for i in range(len(frame))]
+
+
+def _parse_flags(values: pd.Series, path: Path, column: str) -> pd.Series:
+    truth = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    out = []
+    for value, line in zip(values, _lines(values.to_frame())):
+        key = str(value).strip().lower()
+        if key not in truth:
+            raise DataError(f"{path} line {line}: {column} must be true/false (or yes/no, 1/0), got {value!r}")
+        out.append(truth[key])
+    return pd.Series(out, index=values.index, dtype=bool)
+
+
+def _unique(values: pd.Series, path: Path, what: str) -> None:
+    dup = values[values.duplicated()]
+    if len(dup):
+        raise DataError(f"{path}: duplicate {what} {sorted(set(dup))[:5]}")
+
+
+def _inside(root: Path, file_name: str, where: str) -> Path:
+    """`root / file_name`, refusing names that could reach outside `root` (absolute, `..`, backslashes, a symlink
+    that resolves elsewhere)."""
+    name = PurePosixPath(file_name)
+    if name.is_absolute() or ".." in name.parts or "\\" in file_name or not name.parts:
+        raise DataError(f"{where}: file_name {file_name!r} must be a relative path inside the dataset folder")
+    path = root / name
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise DataError(f"{where}: file_name {file_name!r} leads outside the dataset folder (a symlink?)")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -273,15 +350,35 @@ class Split:
     retain: tuple[str, ...]
 
     def __post_init__(self):
+        if not self.forget:
+            raise DataError("the forget set is empty: name at least one person to forget")
+        for name, ids in (("forget", self.forget), ("retain", self.retain)):
+            dup = sorted({p for p in ids if list(ids).count(p) > 1})
+            if dup:
+                raise DataError(f"{name} set names {dup} more than once")
         overlap = set(self.forget) & set(self.retain)
         if overlap:
             raise DataError(f"people in both forget and retain sets: {sorted(overlap)}")
+
+    def check(self, dataset: EntityDataset) -> None:
+        """Refuse a split that cannot be unlearned on `dataset` (before any model is loaded): unknown people, and
+        forget people without a seen photo (there would be nothing to train on, and they would be "forgotten"
+        without a word)."""
+        known = set(dataset.people["person_id"])
+        unknown = [p for p in (*self.forget, *self.retain) if p not in known]
+        if unknown:
+            raise DataError(f"unknown person id(s) {unknown[:5]}; ids look like {sorted(known)[:3]}")
+        seen = set(dataset.photos.loc[dataset.photos["split"] == "seen", "person_id"])
+        without = [p for p in self.forget if p not in seen]
+        if without:
+            raise DataError(f"forget person(s) {without} have no seen photo (split 'seen'): unlearning trains on seen "
+                            "photos, so they cannot be unlearned")
 
 
 def make_splits(kept_ids, sizes=(5, 10, 20), seed: int = 0) -> dict[int, Split]:
     """Nested forget sets (5 ⊂ 10 ⊂ 20) drawn from the kept people; everyone else kept is retained."""
     kept = sorted(kept_ids)
-    if max(sizes) >= len(kept):
+    if sizes and max(sizes) >= len(kept):
         raise DataError(f"forget set of {max(sizes)} needs more than {len(kept)} recognised people")
     order = [kept[i] for i in np.random.default_rng(seed).permutation(len(kept))]
     return {n: Split(tuple(sorted(order[:n])), tuple(sorted(order[n:]))) for n in sorted(sizes)}
@@ -348,3 +445,22 @@ def recognition_by_split(identity_answers: pd.DataFrame) -> pd.DataFrame:
                               aggfunc="mean").reset_index()
     table.columns.name = None
     return table
+
+
+def recognition_summary(identity_answers: pd.DataFrame, recognition: pd.DataFrame) -> dict:
+    """The original model's recognition in numbers (one definition for notebook 01 and the robustness check):
+    known people named correctly on seen and on unseen (val + test) photos, how many people the filter keeps, and
+    the shares of never-seen and anonymous people it drops (1.0 when there are none)."""
+    known = identity_answers[identity_answers["role"] == "known"]
+    unseen = known[known["split"] != "seen"]
+    seen = known[known["split"] == "seen"]
+
+    def dropped(role: str) -> float:
+        group = recognition[recognition["role"] == role]
+        return float((~group["kept"]).mean()) if len(group) else 1.0
+
+    return {"unseen_recognition_accuracy": float(unseen["named_correctly"].mean()),
+            "seen_recognition_accuracy": float(seen["named_correctly"].mean()),
+            "n_unseen_photos": len(unseen), "kept_people": int(recognition["kept"].sum()),
+            "known_people": int((recognition["role"] == "known").sum()),
+            "never_trained_dropped_share": dropped("never_seen"), "anonymous_dropped_share": dropped("anonymous")}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +18,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import paths, prompts
-from .config import TinyModelConfig, WorldConfig, fingerprint, save_config
-from .io import read_json, write_csv, write_json
+from .config import ConfigError, TinyModelConfig, WorldConfig, fingerprint, save_config
+from .io import read_json, replace_dir, staging_dir, write_csv, write_json
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")
 CHAT_TEMPLATE = (
@@ -294,8 +293,7 @@ def get_original_model(world_cfg: WorldConfig | None = None, model_cfg: TinyMode
         t0 = time.perf_counter()
         log = pretrain(lvlm, dataset, model_cfg, progress=progress)
         seconds = time.perf_counter() - t0
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = staging_dir(target)
         lvlm.model.save_pretrained(tmp)
         lvlm.processor.save_pretrained(tmp)
         write_csv(tmp / "pretrain_log.csv", log)
@@ -307,8 +305,7 @@ def get_original_model(world_cfg: WorldConfig | None = None, model_cfg: TinyMode
             "answer_tokens_per_second": float(log["answer_tokens"].sum() / seconds),
             "final_loss": float(log["loss"].tail(10).mean()), "torch_threads": torch.get_num_threads(),
         })
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
+        replace_dir(tmp, target)
     lvlm = load_lvlm(target, name="world-llava")
     return lvlm, read_json(target / "pretrain.json")
 
@@ -319,6 +316,11 @@ def load_lvlm(id_or_path: str | Path, *, dtype: torch.dtype | str | None = None,
     nothing downloads when HF_HUB_OFFLINE=1). Weights load from safetensors only."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    if not isinstance(trust_remote_code, bool):  # the string "false" is truthy: only a real boolean may say yes
+        raise ConfigError(f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__} "
+                          f"{trust_remote_code!r}")
+    if isinstance(dtype, str) and not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ConfigError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'float16' or 'bfloat16'")
     kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True)
     if dtype is not None:
         kwargs["dtype"] = dtype

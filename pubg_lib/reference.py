@@ -19,14 +19,17 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from . import paths, prompts
-from .io import write_csv
+from .config import ConfigError
+from .io import replace_dir, staging_dir, write_csv, write_json
 from .losses import sequence_logprob, topk_teacher
-from .metrics.leakage import names_person
+from .data import DataError
+from .metrics.leakage import leaked_facts, names_person
 from .models import collate, encode_example, generate, to_device
 
 
@@ -115,6 +118,9 @@ def build_unlearning_data(lvlm, dataset, split, *, model_id: str, query: str = p
     `paths.CACHE / "references"`; a second call with the same settings loads in well under a second.
     """
     prompts.instruction(instruction_name)  # unknown wordings fail here, before any work
+    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk <= 0):
+        raise ConfigError(f"topk must be a positive integer or None (the full vocabulary), got {topk!r}")
+    split.check(dataset)
     settings = {"model": model_id, "data": dataset.fingerprint(), "forget": list(split.forget),
                 "retain": list(split.retain), "query": query, "instruction": instruction_name,
                 "sampling": reference_sampling, "temperature": reference_temperature if reference_sampling else None,
@@ -147,17 +153,12 @@ def build_unlearning_data(lvlm, dataset, split, *, model_id: str, query: str = p
     ref_lp = teacher_distributions(lvlm, dataset, forget_ids, forget["query"], forget["private_answer"], 1,
                                    progress=progress).answer_logprob
     data = UnlearningData(forget, retain, bg, ret, ref_lp, settings)
-    tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = staging_dir(folder)
     write_csv(tmp / "forget.csv", forget)
     write_csv(tmp / "retain.csv", retain)
     torch.save({"bg": bg.to_dict(), "retain": ret.to_dict(), "forget_ref_logprob": ref_lp}, tmp / "tensors.pt")
-    (tmp / "settings.json").write_text(json.dumps(settings, indent=2, default=str))
-    if folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+    write_json(tmp / "settings.json", settings)
+    replace_dir(tmp, folder)
     return data
 
 
@@ -165,18 +166,31 @@ def _random_answers(dataset, split, photo_ids, seed: int) -> list[str]:
     """RANDOM's targets: for each forget photo, the private answer of another person (a plausible wrong identity).
 
     Substitutes are drawn from people in neither set (people the model does not know) when there are any, so
-    that RANDOM does not overwrite a retain person's identity; otherwise from the retain set."""
-    import numpy as np
-
+    that RANDOM does not overwrite a retain person's identity; otherwise from the retain set. A substitute never
+    shares a private fact (a name word, the profession, the birthplace) with the true person: otherwise tuning onto
+    it would teach the model to keep saying part of what it must forget."""
     from .world import text as world_text
 
     pool = sorted(set(dataset.people["person_id"]) - set(split.forget) - set(split.retain)) or list(split.retain)
     rng = np.random.default_rng(seed)
     out = []
     for photo_id in photo_ids:
-        other = dataset.person(pool[int(rng.integers(len(pool)))])
+        person = dataset.person(dataset.photo(photo_id)["person_id"])
+        candidates = [dataset.person(o) for o in pool]
+        candidates = [o for o in candidates if not leaked_facts(_facts_text(o), person)]
+        if not candidates:
+            raise DataError(f"no substitute for RANDOM shares no private fact with {person['person_id']}: every person "
+                            "outside the forget set has their name, profession or birthplace in common")
+        other = candidates[int(rng.integers(len(candidates)))]
         if dataset.has_attributes:
             out.append(world_text.identity_answer(other, dataset.attributes(photo_id)))
         else:
-            out.append(world_text.private_facts(other) if "profession" in other else f"this is {other['name']} .")
+            out.append(_facts_text(other))
     return out
+
+
+def _facts_text(person) -> str:
+    from .world import text as world_text
+
+    return world_text.private_facts(person) if "profession" in person and "birthplace" in person \
+        else f"this is {person['name']} ."

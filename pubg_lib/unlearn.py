@@ -13,9 +13,11 @@ writes the run.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import losses, prompts
-from .config import ConfigError, from_dict, to_dict
-from .io import write_csv, write_json
+from .config import ConfigError, check_types, from_dict, to_dict
+from .io import read_json, replace_dir, staging_dir, write_csv, write_json
 from .methods import get_method
 from .models import LVLM, collate, encode_example, to_device
 
@@ -56,6 +58,7 @@ class UnlearnConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_types(self)  # NaN, 1.5 steps, "1e-3" or "false" fail here, by name
         get_method(self.method)  # raises with the list of methods
         for name in ("learning_rate", "lam", "gamma", "npo_beta", "weight_decay", "max_grad_norm", "lora_dropout"):
             if getattr(self, name) < 0:
@@ -69,6 +72,12 @@ class UnlearnConfig:
             raise ConfigError(f"UnlearnConfig.retain_loss must be 'nll' or 'kl', got {self.retain_loss!r}")
         if self.npo_beta == 0:
             raise ConfigError("UnlearnConfig.npo_beta must be positive")
+        if self.probe_every < 0:
+            raise ConfigError(f"UnlearnConfig.probe_every must be >= 0, got {self.probe_every}")
+        if not self.lora_targets:
+            raise ConfigError("UnlearnConfig.lora_targets must name at least one module")
+        if self.lora_dropout >= 1:
+            raise ConfigError(f"UnlearnConfig.lora_dropout must be < 1, got {self.lora_dropout}")
 
     @classmethod
     def from_json(cls, path) -> UnlearnConfig:
@@ -320,8 +329,7 @@ def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | st
     """
     if out_dir is not None:
         out_dir = Path(out_dir)
-        if (out_dir / "run.json").exists() and not overwrite:
-            raise FileExistsError(f"{out_dir} holds a finished run; pass overwrite=True to replace it")
+        refuse_finished_run(out_dir, overwrite)
     t0 = time.perf_counter()
     trainer = Trainer(lvlm, dataset, data, cfg, copy_model=copy_model, accelerator=accelerator,
                       example_cache=example_cache)
@@ -330,8 +338,8 @@ def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | st
     for step in tqdm(range(cfg.steps + 1), desc=f"unlearn {cfg.method}", disable=not (progress and main_process),
                      leave=False):
         row = {"step": step}
-        if cfg.probe_every and (step % cfg.probe_every == 0 or step == cfg.steps):
-            row.update(trainer.probe())
+        if step in (0, cfg.steps) or (cfg.probe_every and step % cfg.probe_every == 0):
+            row.update(trainer.probe())  # always at the start and the end: the collapse diagnostics need both
         if step_callback is not None:
             row.update(step_callback(step, trainer.peft_model) or {})
         if step < cfg.steps:
@@ -342,8 +350,9 @@ def unlearn(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, *, out_dir: Path | st
     dynamics = pd.DataFrame(rows)
     record = run_record(cfg, dataset, data, lvlm, time.perf_counter() - t0)
     record["processes"] = trainer.accelerator.num_processes
+    record["diagnostics"] = collapse_diagnostics(dynamics, vocab_size=len(lvlm.tokenizer))
     if out_dir is not None and main_process:
-        save_run(model, dynamics, record, out_dir)
+        record["adapter_sha256"] = save_run(model, dynamics, record, out_dir)
     trainer.accelerator.wait_for_everyone()
     return UnlearnRun(LVLM(model, lvlm.processor, f"{lvlm.name}+{cfg.method}"), dynamics, record, out_dir)
 
@@ -358,12 +367,65 @@ def run_record(cfg: UnlearnConfig, dataset, data, lvlm, seconds: float) -> dict:
                          "peft": peft.__version__, "python": platform.python_version()}}
 
 
-def save_run(model, dynamics: pd.DataFrame, record: dict, out_dir: Path) -> None:
-    """Adapter first, run.json last: run.json marks a finished run."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir / "adapter", safe_serialization=True)
-    write_csv(out_dir / "dynamics.csv", dynamics)
-    write_json(out_dir / "run.json", record)
+def refuse_finished_run(out_dir: Path, overwrite: bool) -> None:
+    if (Path(out_dir) / "run.json").exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} holds a finished run; pass overwrite=True (--overwrite) to replace it")
+
+
+# A forget log-likelihood this far below that of a uniform guess over the vocabulary (nats per token), or a retain
+# log-likelihood that fell this much, means the model no longer answers sensibly: gradient ascent has run away.
+COLLAPSE_FORGET_MARGIN = 5.0
+COLLAPSE_RETAIN_DROP = 2.0
+
+
+def collapse_diagnostics(dynamics: pd.DataFrame, vocab_size: int) -> dict:
+    """Whether a run collapsed, from its first and last probes (token-mean log-likelihoods, nats per token).
+
+    `collapsed` is true when the private answers fell more than `COLLAPSE_FORGET_MARGIN` nats/token below a uniform
+    guess over the vocabulary (log 1/V), or the retain answers lost more than `COLLAPSE_RETAIN_DROP` nats/token, or
+    a gradient norm was not finite. Such a run is still saved (GA's collapse is a result, not an error), but its
+    record says so."""
+    probes = dynamics.dropna(subset=["forget_logprob", "retain_logprob"])
+    first, last = probes.iloc[0], probes.iloc[-1]
+    uniform = -math.log(vocab_size)
+    reasons = []
+    if last["forget_logprob"] < uniform - COLLAPSE_FORGET_MARGIN:
+        reasons.append(f"forget log-likelihood {last['forget_logprob']:.1f} nats/token is far below a uniform "
+                       f"guess ({uniform:.1f})")
+    if first["retain_logprob"] - last["retain_logprob"] > COLLAPSE_RETAIN_DROP:
+        reasons.append(f"retain log-likelihood fell from {first['retain_logprob']:.2f} to "
+                       f"{last['retain_logprob']:.2f} nats/token")
+    if "grad_norm" in dynamics and not dynamics["grad_norm"].dropna().map(math.isfinite).all():
+        reasons.append("a gradient norm was not finite")
+    return {"collapsed": bool(reasons), "reasons": reasons, "forget_logprob_start": float(first["forget_logprob"]),
+            "forget_logprob_end": float(last["forget_logprob"]), "retain_logprob_start": float(first["retain_logprob"]),
+            "retain_logprob_end": float(last["retain_logprob"]), "uniform_logprob": uniform}
+
+
+def save_run(model, dynamics: pd.DataFrame, record: dict, out_dir: Path) -> str:
+    """Write the run into a fresh folder beside `out_dir`, then swap it into place (`io.replace_dir`): a reader, or
+    a run killed mid-save, never sees an adapter of one run beside the record of another. `run.json` records the
+    adapter's SHA-256, which `load_run` checks."""
+    out_dir = Path(out_dir)
+    tmp = staging_dir(out_dir)
+    try:
+        model.save_pretrained(tmp / "adapter", safe_serialization=True)
+        write_csv(tmp / "dynamics.csv", dynamics)
+        digest = _adapter_hash(tmp)
+        write_json(tmp / "run.json", {**record, "adapter_sha256": digest})
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return digest
+
+
+def _adapter_hash(run_dir: Path) -> str:
+    return hashlib.sha256((Path(run_dir) / "adapter" / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+
+class RunError(RuntimeError):
+    """A saved run is incomplete or its files do not belong together."""
 
 
 def load_run(base: LVLM, out_dir: Path | str) -> UnlearnRun:
@@ -371,13 +433,16 @@ def load_run(base: LVLM, out_dir: Path | str) -> UnlearnRun:
     from peft import PeftModel
 
     out_dir = Path(out_dir)
-    record = json.loads((out_dir / "run.json").read_text())
+    if not (out_dir / "run.json").exists():
+        raise RunError(f"{out_dir} holds no finished run (no run.json)")
+    record = read_json(out_dir / "run.json")
+    if record.get("adapter_sha256") != _adapter_hash(out_dir):
+        raise RunError(f"{out_dir}: the adapter does not match its run.json (a run overwritten half-way?); "
+                       "train it again with overwrite=True")
     model = PeftModel.from_pretrained(copy.deepcopy(base.model), out_dir / "adapter")
     model.eval()
     return UnlearnRun(LVLM(model, base.processor, f"{base.name}+{record['method']}"),
                       pd.read_csv(out_dir / "dynamics.csv"), record, out_dir)
-
-
 
 
 def method_settings(path: Path | str | None = None, overrides: dict | None = None,
@@ -417,8 +482,12 @@ def cached_run(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, progress: bool = T
     """The run of `cfg` on `data`: loaded if an identical run finished before, else trained and saved."""
     out_dir = run_dir(data, cfg)
     if (out_dir / "run.json").exists():
-        return load_run(lvlm, out_dir)
-    return unlearn(lvlm, dataset, data, cfg, out_dir=out_dir, progress=progress, example_cache=example_cache)
+        try:
+            return load_run(lvlm, out_dir)
+        except RunError:  # a damaged cache entry is trained again, not trusted
+            pass
+    return unlearn(lvlm, dataset, data, cfg, out_dir=out_dir, overwrite=True, progress=progress,
+                   example_cache=example_cache)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -426,18 +495,48 @@ def cached_run(lvlm: LVLM, dataset, data, cfg: UnlearnConfig, progress: bool = T
 # ---------------------------------------------------------------------------------------------------------------
 RUN_CONFIG_KEYS = {"model", "data", "forget", "retain", "out_dir", "dtype", "device_map", "topk", "instruction",
                    "reference_sampling", "trust_remote_code", "unlearn"}
+DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
 def read_run_config(path: Path | str) -> tuple[dict, UnlearnConfig]:
-    """The run config at `path` and its `unlearn` section as an UnlearnConfig; unknown or missing keys and bad
-    settings are refused by name before any model is loaded."""
-    spec = json.loads(Path(path).read_text())
+    """The run config at `path` and its `unlearn` section as an UnlearnConfig. Unknown or missing keys, values of
+    the wrong type (a string "false" is not a boolean), unknown dtypes and instructions, a non-positive `topk` and
+    an empty forget list are refused by name, before any model is loaded."""
+    try:
+        spec = json.loads(Path(path).read_text(), parse_constant=lambda c: (_ for _ in ()).throw(
+            ConfigError(f"{path}: {c} is not a valid number")))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: a run config is a JSON object, got {type(spec).__name__}")
     unknown = sorted(set(spec) - RUN_CONFIG_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(RUN_CONFIG_KEYS)}")
     for key in ("model", "data", "forget", "out_dir"):
         if key not in spec:
             raise ConfigError(f"{path}: missing required key {key!r}")
+
+    def expect(key, ok: bool, what: str):
+        if key in spec and not ok:
+            raise ConfigError(f"{path}: {key!r} must be {what}, got {type(spec[key]).__name__} {spec[key]!r}")
+
+    for key in ("model", "data", "out_dir"):
+        expect(key, isinstance(spec.get(key), str) and bool(spec.get(key)), "a non-empty string")
+    for key in ("forget", "retain"):
+        expect(key, isinstance(spec.get(key), list) and all(isinstance(p, str) for p in spec.get(key)),
+               "a list of person ids (strings)")
+    if not spec["forget"]:
+        raise ConfigError(f"{path}: 'forget' is empty: name at least one person to forget")
+    for key in ("reference_sampling", "trust_remote_code"):
+        expect(key, isinstance(spec.get(key), bool), "true or false (a JSON boolean, not a string)")
+    expect("dtype", spec.get("dtype") is None or spec.get("dtype") in DTYPES, f"one of {list(DTYPES)} or null")
+    expect("topk", spec.get("topk") is None or (isinstance(spec.get("topk"), int)
+                                                and not isinstance(spec.get("topk"), bool) and spec["topk"] > 0),
+           "a positive integer or null")
+    expect("device_map", spec.get("device_map") is None or isinstance(spec.get("device_map"), (str, dict)),
+           "a string such as \"auto\", an object, or null")
+    expect("instruction", spec.get("instruction") in prompts.INSTRUCTIONS, f"one of {sorted(prompts.INSTRUCTIONS)}")
+    expect("unlearn", isinstance(spec.get("unlearn"), dict), "an object of UnlearnConfig settings")
     return spec, from_dict(UnlearnConfig, spec.get("unlearn", {}))
 
 
@@ -460,37 +559,42 @@ def run_from_config(path: Path | str, overwrite: bool = False, progress: bool = 
     from .reference import build_unlearning_data
 
     spec, cfg = read_run_config(path)
+    refuse_finished_run(Path(spec["out_dir"]), overwrite)  # before hours of loading and reference building
     dataset = EntityDataset.from_folder(spec["data"])
-    for person_id in spec["forget"]:
-        dataset.person(person_id)  # unknown people fail here, by name
     retain = spec.get("retain") or [p for p in dataset.people["person_id"] if p not in set(spec["forget"])]
+    split = Split(tuple(spec["forget"]), tuple(retain))
+    split.check(dataset)  # unknown people, forget people without a seen photo: refused before the model loads
     accelerator = Accelerator()
     if accelerator.num_processes > 1 and spec.get("device_map"):
         raise ConfigError(f"{path}: 'device_map' shards one model over several devices; under {accelerator.num_processes} "
                           "processes each process holds a whole copy, so leave 'device_map' out")
     dtype = getattr(torch, spec["dtype"]) if spec.get("dtype") else None
     lvlm = load_lvlm(spec["model"], dtype=dtype, device_map=spec.get("device_map"),
-                     trust_remote_code=bool(spec.get("trust_remote_code", False)))
+                     trust_remote_code=spec.get("trust_remote_code", False))
     if not spec.get("device_map"):
         lvlm.model.to(accelerator.device)
     with accelerator.main_process_first():  # one process writes the reference cache, the others then read it
-        data = build_unlearning_data(lvlm, dataset, Split(tuple(spec["forget"]), tuple(retain)),
+        data = build_unlearning_data(lvlm, dataset, split,
                                      model_id=str(spec["model"]),
                                      instruction_name=spec.get("instruction", prompts.DEFAULT_INSTRUCTION),
-                                     reference_sampling=bool(spec.get("reference_sampling", False)),
+                                     reference_sampling=spec.get("reference_sampling", False),
                                      topk=spec.get("topk"), seed=cfg.seed,
                                      progress=progress and accelerator.is_main_process)
     return unlearn(lvlm, dataset, data, cfg, out_dir=spec["out_dir"], overwrite=overwrite, copy_model=False,
                    progress=progress, accelerator=accelerator)
 
 
-def main(argv=None) -> None:
+def build_parser():
     import argparse
 
     ap = argparse.ArgumentParser(description="Unlearn people from an LVLM with PUBG or a baseline (see configs/).")
     ap.add_argument("--config", required=True, help="a JSON run config")
     ap.add_argument("--overwrite", action="store_true", help="replace a finished run in out_dir")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     from accelerate import PartialState
 
     run = run_from_config(args.config, overwrite=args.overwrite)

@@ -136,3 +136,39 @@ def test_shared_example_cache_changes_nothing(smoke_construction, unlearning_dat
     again = unlearn(con.lvlm, con.dataset, data, _cfg(), progress=False, example_cache=shared).dynamics
     assert filled > 0 and len(shared) == filled  # BG encoded every example PUBG needs
     pd.testing.assert_frame_equal(alone.drop(columns="step_seconds"), again.drop(columns="step_seconds"))
+
+
+def test_a_collapsed_run_is_saved_and_says_so(smoke_construction, unlearning_data, tmp_path):
+    con = smoke_construction
+    wild = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA", learning_rate=5.0, steps=4, max_grad_norm=0.0),
+                   out_dir=tmp_path / "wild", progress=False)
+    assert wild.record["diagnostics"]["collapsed"], wild.record["diagnostics"]
+    assert (tmp_path / "wild" / "run.json").exists()
+    calm = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("PUBG", learning_rate=1e-4, steps=2), progress=False)
+    assert not calm.record["diagnostics"]["collapsed"], calm.record["diagnostics"]
+
+
+def test_overwrite_replaces_the_whole_run_and_a_mixed_run_is_refused(smoke_construction, unlearning_data, tmp_path):
+    from pubg_lib.unlearn import RunError, cached_run, run_dir
+
+    con = smoke_construction
+    out = tmp_path / "r"
+    unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=out, progress=False)
+    (out / "stray.txt").write_text("left by someone")
+    second = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA", seed=3), out_dir=out, overwrite=True,
+                     progress=False)
+    assert not (out / "stray.txt").exists() and second.record["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left behind
+    # an adapter from another run beside this run.json: refused by name, not silently loaded
+    other = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA", seed=4), out_dir=tmp_path / "o", progress=False)
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(
+        (other.out_dir / "adapter" / "adapter_model.safetensors").read_bytes())
+    with pytest.raises(RunError, match="does not match"):
+        load_run(con.lvlm, out)
+    # a damaged cache entry is trained again rather than trusted
+    cfg = _cfg("GA", seed=5)
+    cached = run_dir(unlearning_data, cfg)
+    cached_run(con.lvlm, con.dataset, unlearning_data, cfg, progress=False)
+    (cached / "adapter" / "adapter_model.safetensors").write_bytes(b"broken")
+    again = cached_run(con.lvlm, con.dataset, unlearning_data, cfg, progress=False)
+    assert load_run(con.lvlm, cached).record["adapter_sha256"] == again.record["adapter_sha256"]

@@ -67,7 +67,12 @@ class LLMJudge:
         """Any transformers chat model: image-text-to-text models see the photo, causal LMs do not."""
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(id_or_path, trust_remote_code=kwargs.get("trust_remote_code", False))
+        from ..config import ConfigError
+
+        trust = kwargs.get("trust_remote_code", False)
+        if not isinstance(trust, bool):
+            raise ConfigError(f"trust_remote_code must be True or False, got {type(trust).__name__} {trust!r}")
+        config = AutoConfig.from_pretrained(id_or_path, trust_remote_code=trust)
         if hasattr(config, "vision_config"):
             from ..models import load_lvlm
 
@@ -77,7 +82,7 @@ class LLMJudge:
         from ..models import LVLM
 
         model = AutoModelForCausalLM.from_pretrained(id_or_path, use_safetensors=True, **kwargs).eval()
-        tok = AutoTokenizer.from_pretrained(id_or_path)
+        tok = AutoTokenizer.from_pretrained(id_or_path, trust_remote_code=trust)
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
