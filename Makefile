@@ -3,21 +3,36 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every resolved version, pinned: a fresh machine installs exactly what CI tested (regenerate with `make lock`).
+LOCK := requirements.lock
+PIP_VERSION := 26.3
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: venv test test-slow reproduce sweep smoke clean-build
+.PHONY: venv lock test test-slow reproduce sweep smoke check-world clean-build
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
+	$(PY) -m pip install -r $(LOCK)
+	$(PY) -m pip install --no-deps -e .
+	$(PY) -m pip check
 	$(PY) -m ipykernel install --sys-prefix --name python3
 	touch $(STAMP)
+
+# Resolve pyproject's dependencies afresh in a scratch environment and pin the result (run after changing them).
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet pip==$(PIP_VERSION)
+	build/lock-venv/bin/python -m pip install '.[dev]'
+	echo "# pip freeze of a fresh install of '.[dev]' on CPython 3.11, x86_64 Linux (make lock)" > $(LOCK)
+	build/lock-venv/bin/python -m pip freeze --exclude pubg_lib >> $(LOCK)
+	rm -rf build/lock-venv
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -33,6 +48,10 @@ sweep: $(STAMP)
 
 smoke: $(STAMP)
 	$(PY) -m pubg_lib.reproduce --smoke $(ARGS)
+
+# The world model on several seeds and thread counts (about 45 minutes on 2 cores); writes world_robustness.json.
+check-world: $(STAMP)
+	$(PY) -m pubg_lib.robustness $(ARGS)
 
 clean-build:
 	rm -rf build
