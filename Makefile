@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: venv lock test test-slow reproduce sweep smoke check-world clean-build
+.PHONY: venv lock lint test test-slow reproduce sweep smoke check-world clean-build
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ lock:
 	echo "# pip freeze of a fresh install of '.[dev]' on CPython 3.11, x86_64 Linux (make lock)" > $(LOCK)
 	build/lock-venv/bin/python -m pip freeze --exclude pubg_lib >> $(LOCK)
 	rm -rf build/lock-venv
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -4,6 +4,7 @@
 
 Writes data/results/bench_generate.json (full runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,10 @@ def main() -> None:
 
     from pubg_lib import paths, prompts
     from pubg_lib.config import default_configs
+    from pubg_lib.entities import EntityDataset
     from pubg_lib.io import write_json
-    from pubg_lib.models import generate, get_original_model
-    from pubg_lib.data import EntityDataset
+    from pubg_lib.models import generate
+    from pubg_lib.pretraining import get_original_model
 
     world, model = default_configs(smoke=args.smoke)
     dataset = EntityDataset.from_world(world)
@@ -37,13 +39,19 @@ def main() -> None:
         single = [generate(lvlm, [im], prompts.PAPER_QUERY, progress=False)[0] for im in images]
         timings["one_by_one"].append(time.perf_counter() - t0)
     best = {k: min(v) for k, v in timings.items()}
-    out = {"photos": len(images), "batch_size": args.batch_size,
-           "answers_per_second": {k: len(images) / v for k, v in best.items()},
-           "batched_over_one_by_one_throughput": best["one_by_one"] / best["batched"],
-           "same_answers": batched == single}
-    print(f"batched: {out['answers_per_second']['batched']:.1f} answers/s, one by one: "
-          f"{out['answers_per_second']['one_by_one']:.1f} answers/s, ratio {out['batched_over_one_by_one_throughput']:.1f}x, "
-          f"same answers: {out['same_answers']}")
+    out = {
+        "photos": len(images),
+        "batch_size": args.batch_size,
+        "answers_per_second": {k: len(images) / v for k, v in best.items()},
+        "batched_over_one_by_one_throughput": best["one_by_one"] / best["batched"],
+        "same_answers": batched == single,
+    }
+    print(
+        f"batched: {out['answers_per_second']['batched']:.1f} answers/s, one by one: "
+        f"{out['answers_per_second']['one_by_one']:.1f} answers/s, "
+        f"ratio {out['batched_over_one_by_one_throughput']:.1f}x, "
+        f"same answers: {out['same_answers']}"
+    )
     if not args.smoke:
         write_json(paths.RESULTS / "bench_generate.json", out)
 

@@ -5,6 +5,7 @@
 
 Writes data/results/bench_pretrain.json (full runs only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ def main() -> None:
     from pubg_lib import paths
     from pubg_lib.config import default_configs
     from pubg_lib.io import write_json
-    from pubg_lib.models import get_original_model
+    from pubg_lib.pretraining import get_original_model
 
     world, model = default_configs()
     full_epochs = model.epochs
@@ -34,10 +35,16 @@ def main() -> None:
     _, record = get_original_model(world, model, progress=True)
     total = time.perf_counter() - t0
     per_epoch = record["pretrain_seconds"] / model.epochs
-    out = {"epochs": model.epochs, "pretrain_seconds": record["pretrain_seconds"],
-           "answer_tokens_per_second": record["answer_tokens_per_second"], "parameters": record["parameters"],
-           "seconds_per_epoch": per_epoch, "extrapolated_full_seconds": per_epoch * full_epochs,
-           "wall_seconds_with_setup": total, "torch_threads": torch.get_num_threads()}
+    out = {
+        "epochs": model.epochs,
+        "pretrain_seconds": record["pretrain_seconds"],
+        "answer_tokens_per_second": record["answer_tokens_per_second"],
+        "parameters": record["parameters"],
+        "seconds_per_epoch": per_epoch,
+        "extrapolated_full_seconds": per_epoch * full_epochs,
+        "wall_seconds_with_setup": total,
+        "torch_threads": torch.get_num_threads(),
+    }
     for k, v in out.items():
         print(f"{k:>28}: {v:,.2f}" if isinstance(v, float) else f"{k:>28}: {v}")
     if model.epochs == full_epochs:

@@ -5,6 +5,7 @@
 Steps of the three variants are interleaved (GA, PUBG cached, PUBG recomputing the teacher, GA, ...) so that
 machine noise hits all of them alike; medians are compared. Writes data/results/bench_train_step.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,11 @@ def main() -> None:
 
     from pubg_lib import paths
     from pubg_lib.config import default_configs
-    from pubg_lib.data import construct
+    from pubg_lib.construction import construct
     from pubg_lib.io import write_json
     from pubg_lib.reference import build_unlearning_data
-    from pubg_lib.unlearn import Trainer, method_settings
+    from pubg_lib.runs import method_settings
+    from pubg_lib.unlearn import UnlearningLoop
 
     world, model = default_configs(smoke=args.smoke)
     con = construct(world, model, min_share=0.0 if args.smoke else 0.6, forget_sizes=[2] if args.smoke else [5])
@@ -31,10 +33,10 @@ def main() -> None:
     data = build_unlearning_data(con.lvlm, con.dataset, split, model_id=str(con.model_dir))
     settings = method_settings()
     trainers = {
-        "GA": Trainer(con.lvlm, con.dataset, data, settings["GA"]),
-        "GD": Trainer(con.lvlm, con.dataset, data, settings["GD"]),
-        "PUBG": Trainer(con.lvlm, con.dataset, data, settings["PUBG"]),
-        "PUBG_recompute": Trainer(con.lvlm, con.dataset, data, settings["PUBG"], teacher="recompute"),
+        "GA": UnlearningLoop(con.lvlm, con.dataset, data, settings["GA"]),
+        "GD": UnlearningLoop(con.lvlm, con.dataset, data, settings["GD"]),
+        "PUBG": UnlearningLoop(con.lvlm, con.dataset, data, settings["PUBG"]),
+        "PUBG_recompute": UnlearningLoop(con.lvlm, con.dataset, data, settings["PUBG"], teacher="recompute"),
     }
     times: dict[str, list[float]] = {k: [] for k in trainers}
     for step in range(args.steps + 2):
@@ -45,7 +47,11 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     b = settings["PUBG"]
-    sequences = {"GA": b.forget_batch, "GD": b.forget_batch + b.retain_batch, "PUBG": 2 * b.forget_batch + b.retain_batch}
+    sequences = {
+        "GA": b.forget_batch,
+        "GD": b.forget_batch + b.retain_batch,
+        "PUBG": 2 * b.forget_batch + b.retain_batch,
+    }
     out = {
         "median_step_seconds": med,
         "pubg_over_ga": med["PUBG"] / med["GA"],
@@ -56,7 +62,7 @@ def main() -> None:
         "steps_measured": args.steps,
         "batch": {"forget": settings["PUBG"].forget_batch, "retain": settings["PUBG"].retain_batch},
         "note": "GA's step holds only the forget batch; GD adds a retain batch, PUBG a retain batch and the guidance "
-                "batch (the forget photos again, with the reference answers): three times GA's sequences per step.",
+        "batch (the forget photos again, with the reference answers): three times GA's sequences per step.",
     }
     for k, v in med.items():
         print(f"{k:>16}: {v * 1000:8.1f} ms/step (median of {len(times[k])})")

@@ -1,12 +1,13 @@
 """Settings as frozen dataclasses with a JSON round trip.
 
-One dataclass per stage: the world, the tiny original model, and (in `unlearn.py`) unlearning. A config's
-`fingerprint()` names its cache entry, so changing any setting rebuilds exactly what depends on it.
+One dataclass per stage: the world, the tiny original model, and (in `unlearn.py`) unlearning. A config's fields,
+with the fingerprint of the code that uses them, name its cache entry (`cache.entry`), so changing any setting
+rebuilds exactly what depends on it.
 """
+
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import types
@@ -14,6 +15,8 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from .io import write_json
 
 T = TypeVar("T")
 
@@ -40,14 +43,7 @@ def to_dict(cfg) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def fingerprint(cfg, length: int = 12) -> str:
-    text = json.dumps(to_dict(cfg), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
 def save_config(cfg, path: Path | str) -> None:
-    from .io import write_json
-
     write_json(path, {"type": type(cfg).__name__, **to_dict(cfg)})
 
 
@@ -130,7 +126,7 @@ class WorldConfig:
     n_seen: int = 16  # photos per person used to train the original model
     n_val: int = 4  # unseen photos per person for model selection (specificity sweeps)
     n_test: int = 4  # unseen photos per person for the final evaluation only
-    min_identity_distance: int = 3  # any two people differ in at least this many identity features
+    min_identity_distance: int = 4  # any two people differ in at least this many of the 8 identity features
     image_size: int = 96  # rendered photo side in pixels (the processor resizes for the model)
 
     def __post_init__(self):
@@ -165,14 +161,37 @@ class TinyModelConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 0.01
     warmup_share: float = 0.05
-    identity_queries_trained: int = 3  # the first k identity queries train; the rest are held-out paraphrases
+    augment: bool = False  # random flips and shifts of the pretraining photos (`pretraining.augment_pixels`)
+    augment_shift: int = 3  # at most this many pixels each way
     instructions_trained: int = 2  # the first k instruction wordings train; the rest are held out
+    # The first k trained identity wordings rotate over the seen photos (0: all of them). The smoke world uses 2: with
+    # 24 seen photos and 22 wordings every photo meets a different wording, and a model trained for seconds then
+    # cannot answer the paper's query on its own training photos.
+    identity_wordings: int = 0
+    declined_every: int = 4  # one seen photo in k is asked a declined question (answered with the refusal); 0: never
+    declined_queries_trained: int = 2  # the first k declined questions train; the rest are held out
 
     def __post_init__(self):
         check_types(self)
-        _check_positive(self, "vision_image_size", "vision_patch_size", "vision_hidden", "vision_layers",
-                        "vision_heads", "text_hidden", "text_intermediate", "text_layers", "text_heads",
-                        "max_positions", "epochs", "batch_size", "learning_rate")
+        _check_positive(
+            self,
+            "vision_image_size",
+            "vision_patch_size",
+            "vision_hidden",
+            "vision_layers",
+            "vision_heads",
+            "text_hidden",
+            "text_intermediate",
+            "text_layers",
+            "text_heads",
+            "max_positions",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+        )
+        for name in ("identity_wordings", "declined_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"TinyModelConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_share < 1:
             raise ConfigError(f"TinyModelConfig.warmup_share must lie in [0, 1), got {self.warmup_share}")
         if self.weight_decay < 0:
@@ -180,13 +199,17 @@ class TinyModelConfig:
         if self.vision_image_size % self.vision_patch_size:
             raise ConfigError("vision_image_size must be a multiple of vision_patch_size")
         if self.architecture not in ("llava", "llava_next"):
-            raise ConfigError(f"TinyModelConfig.architecture must be 'llava' or 'llava_next', got {self.architecture!r}")
+            raise ConfigError(
+                f"TinyModelConfig.architecture must be 'llava' or 'llava_next', got {self.architecture!r}"
+            )
 
 
 def smoke_configs(seed: int = 0) -> tuple[WorldConfig, TinyModelConfig]:
     """A world and model small enough for a notebook or test to run end to end in well under a minute."""
     world = WorldConfig(seed=seed, n_trained=8, n_anonymous=2, n_never_trained=2, n_seen=3, n_val=1, n_test=1)
-    model = TinyModelConfig(seed=seed, text_hidden=64, text_intermediate=128, text_layers=2, epochs=30, batch_size=16)
+    model = TinyModelConfig(
+        seed=seed, text_hidden=64, text_intermediate=128, text_layers=2, epochs=50, batch_size=16, identity_wordings=2
+    )
     return world, model
 
 

@@ -5,6 +5,7 @@
 - JSON is strict: NaN and ±Infinity are written as `null`, so that any JSON parser reads every result file.
 - `replace_dir` swaps a whole folder (a saved run) so that readers see the old one or the new one, never a mix.
 """
+
 from __future__ import annotations
 
 import json
@@ -87,6 +88,7 @@ def write_json(path: Path | str, obj: Any) -> Path:
 
 def read_json(path: Path | str) -> Any:
     """Read JSON strictly: a file holding NaN or Infinity is refused (it was not written by `write_json`)."""
+
     def refuse(constant):
         raise ValueError(f"{path}: non-finite number {constant} is not JSON")
 

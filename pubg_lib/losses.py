@@ -1,22 +1,23 @@
 """The loss terms of PUBG and its baselines, as pure functions of logits and labels.
 
-Conventions (those of Hugging Face causal LMs): `logits[:, t]` predicts `labels[:, t + 1]`; label -100 marks a
-position that is not an answer token (prompt, image, padding). Every term averages over answer tokens first
-(per sequence) and then over the batch, unless it says otherwise.
+Conventions (those of Hugging Face causal LMs): `logits[:, t]` predicts `labels[:, t + 1]`; the label
+`labels.IGNORE` (-100) marks a position that is not an answer token (prompt, image, padding). Every term averages
+over answer tokens first (per sequence) and then over the batch, unless it says otherwise.
 
 | term | formula | minimising it |
 |---|---|---|
-| `ga_loss` | E[ (1/|r|) Σ_t log p_θ(r_t | I, q, r_<t) ] | pushes the private answer's likelihood down (gradient ascent) |
+| `ga_loss` | E[ (1/|r|) Σ_t log p_θ(r_t | I, q, r_<t) ] | pushes the private answer's likelihood down (ascent) |
 | `nll_loss` | −E[ (1/|y|) Σ_t log p_θ(y_t | ...) ] | fits y (retain answers, refusals, random answers) |
-| `npo_loss` | −(2/β) E[ log σ(−β (log p_θ(r) − log p_ref(r))) ] | lowers p_θ(r) relative to the frozen model, bounded below by 0 |
-| `forward_kl` | E[ (1/|o|) Σ_t KL(p_teacher(·|t) ‖ p_θ(·|t)) ] | moves the student towards the teacher's distribution (BG, retain KL) |
+| `npo_loss` | −(2/β) E[ log σ(−β (log p_θ(r) − log p_ref(r))) ] | lowers p_θ(r) below the frozen model's; ≥ 0 |
+| `forward_kl` | E[ (1/|o|) Σ_t KL(p_teacher(·|t) ‖ p_θ(·|t)) ] | moves the student to the teacher (BG, retain KL) |
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from .labels import IGNORE
 
 
 def _upcast(x: torch.Tensor) -> torch.Tensor:
@@ -71,14 +72,15 @@ def npo_loss(logits: torch.Tensor, labels: torch.Tensor, ref_logprob: torch.Tens
     return (-2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean()
 
 
-def forward_kl(student_logits: torch.Tensor, labels: torch.Tensor, teacher_ids: torch.Tensor,
-               teacher_logprobs: torch.Tensor) -> torch.Tensor:
+def forward_kl(
+    student_logits: torch.Tensor, labels: torch.Tensor, teacher_ids: torch.Tensor, teacher_logprobs: torch.Tensor
+) -> torch.Tensor:
     """KL(p_teacher ‖ p_student) per answer position, token-averaged per sequence, then batch-averaged.
 
     The teacher is given on the shifted answer positions as its top-k token ids and their log-probabilities,
     shapes (B, T-1, k); with k equal to the vocabulary size it is exact. With k smaller, the teacher's remaining
     mass 1 − Σ_k p_T is matched against the student's remaining mass (a k+1-bucket KL, a lower bound of the full KL).
-    Positions where `labels` (unshifted, as for the student) is -100 are ignored.
+    Positions where `labels` (unshifted, as for the student) is IGNORE are ignored.
     """
     logits, shifted_labels = shift(student_logits, labels)
     mask = shifted_labels != IGNORE
@@ -89,8 +91,9 @@ def forward_kl(student_logits: torch.Tensor, labels: torch.Tensor, teacher_ids: 
     rest_p = (1.0 - p_k.sum(-1)).clamp(min=0.0)
     if teacher_ids.shape[-1] < logits.shape[-1]:
         rest_q = (1.0 - logq_k.exp().sum(-1)).clamp(min=1e-12)
-        kl = kl + torch.where(rest_p > 1e-9, rest_p * (torch.log(rest_p.clamp(min=1e-12)) - torch.log(rest_q)),
-                              torch.zeros_like(rest_p))
+        kl = kl + torch.where(
+            rest_p > 1e-9, rest_p * (torch.log(rest_p.clamp(min=1e-12)) - torch.log(rest_q)), torch.zeros_like(rest_p)
+        )
     per_seq = (kl * mask).sum(-1) / mask.sum(-1).clamp(min=1)
     return per_seq.mean()
 

@@ -4,22 +4,20 @@ Everything downstream talks to a model through `LVLM` (a model + its processor) 
 only what every Hugging Face LVLM has: a processor that expands image tokens, a chat template, `generate`.
 Nothing assumes the tiny model.
 """
+
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import paths, prompts
-from .config import ConfigError, TinyModelConfig, WorldConfig, fingerprint, save_config
-from .io import read_json, replace_dir, staging_dir, write_csv, write_json
+from . import prompts
+from .config import ConfigError, TinyModelConfig
+from .labels import IGNORE
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")
 CHAT_TEMPLATE = (
@@ -57,7 +55,9 @@ class LVLM:
 def world_corpus(dataset) -> list[str]:
     """All text the world can produce: answers for every photo, names, fixed prompts (tokenizer training data)."""
     texts = list(prompts.all_text())
-    texts += [" ".join(dataset.people[c].astype(str)) for c in dataset.people.columns if dataset.people[c].dtype == object]
+    texts += [
+        " ".join(dataset.people[c].astype(str)) for c in dataset.people.columns if dataset.people[c].dtype == object
+    ]
     for photo_id in dataset.photos["photo_id"]:
         texts.append(dataset.identity_answer(photo_id))
     texts.append("user : assistant :")
@@ -77,8 +77,13 @@ def build_tokenizer(corpus: Sequence[str]):
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"}, padding_side="left",
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+        padding_side="left",
     )
 
 
@@ -86,34 +91,63 @@ def build_processor(tokenizer, cfg: TinyModelConfig):
     from transformers import CLIPImageProcessor, LlavaNextImageProcessor, LlavaNextProcessor, LlavaProcessor
 
     side = cfg.vision_image_size
-    kwargs = dict(tokenizer=tokenizer, patch_size=cfg.vision_patch_size, vision_feature_select_strategy="default",
-                  num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+    kwargs = dict(
+        tokenizer=tokenizer,
+        patch_size=cfg.vision_patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=CHAT_TEMPLATE,
+    )
     size = dict(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     if cfg.architecture == "llava_next":  # one tile of the base resolution (anyres with a single grid point)
-        return LlavaNextProcessor(image_processor=LlavaNextImageProcessor(image_grid_pinpoints=[[side, side]], **size),
-                                  **kwargs)
+        return LlavaNextProcessor(
+            image_processor=LlavaNextImageProcessor(image_grid_pinpoints=[[side, side]], **size), **kwargs
+        )
     return LlavaProcessor(image_processor=CLIPImageProcessor(**size), **kwargs)
 
 
 def build_tiny_llava(tokenizer, cfg: TinyModelConfig):
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              LlavaNextConfig, LlavaNextForConditionalGeneration)
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+    )
 
     torch.manual_seed(cfg.seed)
     vision = CLIPVisionConfig(
-        hidden_size=cfg.vision_hidden, intermediate_size=2 * cfg.vision_hidden, num_hidden_layers=cfg.vision_layers,
-        num_attention_heads=cfg.vision_heads, image_size=cfg.vision_image_size, patch_size=cfg.vision_patch_size,
+        hidden_size=cfg.vision_hidden,
+        intermediate_size=2 * cfg.vision_hidden,
+        num_hidden_layers=cfg.vision_layers,
+        num_attention_heads=cfg.vision_heads,
+        image_size=cfg.vision_image_size,
+        patch_size=cfg.vision_patch_size,
         projection_dim=cfg.vision_hidden,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_intermediate,
-        num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads, num_key_value_heads=cfg.text_heads,
-        max_position_embeddings=cfg.max_positions, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.text_hidden,
+        intermediate_size=cfg.text_intermediate,
+        num_hidden_layers=cfg.text_layers,
+        num_attention_heads=cfg.text_heads,
+        num_key_value_heads=cfg.text_heads,
+        max_position_embeddings=cfg.max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
     )
     n_patches = (cfg.vision_image_size // cfg.vision_patch_size) ** 2
-    common = dict(vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-                  vision_feature_layer=-1, vision_feature_select_strategy="default", projector_hidden_act="gelu")
+    common = dict(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
     if cfg.architecture == "llava_next":
         side = cfg.vision_image_size
         model = LlavaNextForConditionalGeneration(LlavaNextConfig(image_grid_pinpoints=[[side, side]], **common))
@@ -128,22 +162,26 @@ def build_tiny_llava(tokenizer, cfg: TinyModelConfig):
 # ---------------------------------------------------------------------------------------------------------------
 # Encoding, batching, generation: shared by pretraining, unlearning and evaluation, for any LVLM
 # ---------------------------------------------------------------------------------------------------------------
-def encode_example(lvlm: LVLM, image: Image.Image, query: str, answer: str | None = None) -> dict:
-    """Token ids of one chat-formatted prompt (image tokens expanded) and, if given, the answer after it.
+def encode_example(lvlm: LVLM, image: Image.Image | None, query: str, answer: str | None = None) -> dict:
+    """Token ids of one chat-formatted prompt (image tokens expanded; `image=None` for a text-only question) and,
+    if given, the answer after it.
 
-    The answer is tokenized on its own and appended, exactly as generation continues the prompt; `labels` are -100
-    on the prompt so that losses see answer tokens only.
+    The answer is tokenized on its own and appended, exactly as generation continues the prompt; `labels` are
+    `labels.IGNORE` on the prompt so that losses see answer tokens only.
     """
-    prompt = prompts.chat_prompt(lvlm.processor, query)
-    enc = lvlm.processor(images=[image], text=[prompt], return_tensors="pt")
+    prompt = prompts.chat_prompt(lvlm.processor, query, image=image is not None)
+    if image is None:
+        enc = lvlm.processor(text=[prompt], return_tensors="pt")
+    else:
+        enc = lvlm.processor(images=[image], text=[prompt], return_tensors="pt")
     prompt_ids = enc["input_ids"][0].tolist()
     out = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
     if answer is None:
-        out.update(input_ids=prompt_ids, labels=[-100] * len(prompt_ids))
+        out.update(input_ids=prompt_ids, labels=[IGNORE] * len(prompt_ids))
         return out
     tok = lvlm.tokenizer
     answer_ids = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    out.update(input_ids=prompt_ids + answer_ids, labels=[-100] * len(prompt_ids) + answer_ids)
+    out.update(input_ids=prompt_ids + answer_ids, labels=[IGNORE] * len(prompt_ids) + answer_ids)
     return out
 
 
@@ -153,17 +191,20 @@ def collate(examples: Sequence[dict], pad_id: int, padding_side: str = "left") -
     ids, labels, mask = [], [], []
     for e in examples:
         n = width - len(e["input_ids"])
-        pad, lpad, mpad = [pad_id] * n, [-100] * n, [0] * n
+        pad, lpad, mpad = [pad_id] * n, [IGNORE] * n, [0] * n
         ones = [1] * len(e["input_ids"])
         if padding_side == "left":
-            ids.append(pad + e["input_ids"]); labels.append(lpad + e["labels"]); mask.append(mpad + ones)
+            ids.append(pad + e["input_ids"])
+            labels.append(lpad + e["labels"])
+            mask.append(mpad + ones)
         else:
-            ids.append(e["input_ids"] + pad); labels.append(e["labels"] + lpad); mask.append(ones + mpad)
+            ids.append(e["input_ids"] + pad)
+            labels.append(e["labels"] + lpad)
+            mask.append(ones + mpad)
     batch = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
-    for key in examples[0]:
-        if key in batch:
-            continue
-        batch[key] = torch.cat([e[key] for e in examples], dim=0)
+    extra = dict.fromkeys(k for e in examples for k in e if k not in batch)  # pixel_values, image_sizes, ...
+    for key in extra:  # the images of the examples that have one, in order (the model scatters them by image token)
+        batch[key] = torch.cat([e[key] for e in examples if key in e], dim=0)
     return batch
 
 
@@ -172,10 +213,21 @@ def to_device(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def generate(lvlm: LVLM, images: Sequence[Image.Image], queries: Sequence[str] | str, *, max_new_tokens: int = 40,
-             batch_size: int = 64, do_sample: bool = False, temperature: float = 1.0, seed: int | None = None,
-             progress: bool = True, desc: str = "generate") -> list[str]:
-    """Batched generation with left padding; returns the decoded answers (special tokens removed)."""
+def generate(
+    lvlm: LVLM,
+    images: Sequence[Image.Image],
+    queries: Sequence[str] | str,
+    *,
+    max_new_tokens: int = prompts.MAX_ANSWER_TOKENS,
+    batch_size: int = 64,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    progress: bool = True,
+    desc: str = "generate",
+) -> list[str]:
+    """Batched generation with left padding; returns the decoded answers (special tokens removed). An image may be
+    None: that question is asked without a photo (text only)."""
     if isinstance(queries, str):
         queries = [queries] * len(images)
     if len(queries) != len(images):
@@ -189,136 +241,43 @@ def generate(lvlm: LVLM, images: Sequence[Image.Image], queries: Sequence[str] |
     answers: list[str] = []
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, desc=desc, disable=not progress or len(starts) < 2, leave=False):
-        exs = [encode_example(lvlm, im, q) for im, q in zip(images[start:start + batch_size], queries[start:start + batch_size])]
+        exs = [
+            encode_example(lvlm, im, q)
+            for im, q in zip(images[start : start + batch_size], queries[start : start + batch_size])
+        ]
         batch = to_device(collate(exs, tok.pad_token_id, "left"), lvlm.device)
         batch.pop("labels")
-        kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                      eos_token_id=tok.eos_token_id)
+        kwargs = dict(
+            do_sample=do_sample,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
         if do_sample:
             kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
         out = model.generate(**batch, **kwargs)
-        new = out[:, batch["input_ids"].shape[1]:]
+        new = out[:, batch["input_ids"].shape[1] :]
         answers += [a.strip() for a in tok.batch_decode(new, skip_special_tokens=True)]
     model.train(was_training)
     return answers
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Pretraining the original model on the world
-# ---------------------------------------------------------------------------------------------------------------
-def pretraining_examples(dataset, cfg: TinyModelConfig) -> pd.DataFrame:
-    """(photo, query, answer, kind) rows on the seen photos, as a real LVLM's training data would have them:
-
-    - known people: identity questions → private facts + description; description questions → description;
-      identity questions under the in-context instruction → description (instruction following);
-    - anonymous people (role "anonymous", if any): identity and description questions → description, which is
-      what an LVLM says about a stranger.
-    Queries and instruction wordings rotate over the trained ones.
-    """
-    rows = []
-    role = dict(zip(dataset.people["person_id"], dataset.people.get("role", pd.Series(["known"] * len(dataset.people)))))
-    seen = dataset.photos[(dataset.photos["split"] == "seen") & dataset.photos["person_id"].map(role).isin(["known", "anonymous"])]
-    id_queries = prompts.IDENTITY_QUERIES[: cfg.identity_queries_trained]
-    instructions = list(prompts.INSTRUCTIONS)[: cfg.instructions_trained]
-    for i, (photo_id, person_id) in enumerate(zip(seen["photo_id"], seen["person_id"])):
-        desc = dataset.description(photo_id)
-        known = role[person_id] == "known"
-        rows.append((photo_id, id_queries[i % len(id_queries)], dataset.identity_answer(photo_id) if known else desc,
-                     "identity" if known else "stranger"))
-        rows.append((photo_id, prompts.DESCRIPTION_QUERIES[i % len(prompts.DESCRIPTION_QUERIES)], desc, "description"))
-        if known:
-            q = id_queries[(i + 1) % len(id_queries)]
-            rows.append((photo_id, prompts.instructed(q, instructions[i % len(instructions)]), desc, "instructed"))
-    return pd.DataFrame(rows, columns=["photo_id", "query", "answer", "kind"])
-
-
-def pretrain(lvlm: LVLM, dataset, cfg: TinyModelConfig, progress: bool = True) -> pd.DataFrame:
-    """Train the whole tiny LLaVA on the world (AdamW, warmup + cosine); returns the per-step loss log."""
-    table = pretraining_examples(dataset, cfg)
-    encoded = [encode_example(lvlm, dataset.image(p), q, a) for p, q, a in
-               tqdm(zip(table["photo_id"], table["query"], table["answer"]), total=len(table), desc="encode",
-                    disable=not progress, leave=False)]
-    model = lvlm.model
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    warm = max(1, int(cfg.warmup_share * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    log, step, t0 = [], 0, time.perf_counter()
-    bar = tqdm(total=total, desc="pretrain", disable=not progress)
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(len(encoded), generator=gen).tolist()
-        for start in range(0, len(order), cfg.batch_size):
-            batch = collate([encoded[i] for i in order[start:start + cfg.batch_size]], lvlm.tokenizer.pad_token_id, "right")
-            n_tokens = int((batch["labels"] != -100).sum())
-            loss = model(**to_device(batch, lvlm.device)).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            log.append({"step": step, "epoch": epoch, "loss": loss.item(), "answer_tokens": n_tokens,
-                        "seconds": time.perf_counter() - t0})
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
-    bar.close()
-    model.eval()
-    return pd.DataFrame(log)
-
-
-def original_model_dir(world_cfg: WorldConfig, model_cfg: TinyModelConfig) -> Path:
-    return paths.CACHE / "models" / f"world-llava-{fingerprint(world_cfg, 8)}-{fingerprint(model_cfg, 8)}"
-
-
-def get_original_model(world_cfg: WorldConfig | None = None, model_cfg: TinyModelConfig | None = None,
-                       dataset=None, progress: bool = True) -> tuple[LVLM, dict]:
-    """The pretrained world LLaVA, from the cache if it is there, else trained now and cached (atomically).
-
-    Returns the model and its pretraining record (`pretrain_seconds`, tokens/s, the loss log path).
-    """
-    from .data import EntityDataset
-
-    world_cfg = world_cfg or WorldConfig()
-    model_cfg = model_cfg or TinyModelConfig()
-    target = original_model_dir(world_cfg, model_cfg)
-    if not (target / "pretrain.json").exists():
-        dataset = dataset or EntityDataset.from_world(world_cfg)
-        torch.manual_seed(model_cfg.seed)
-        tokenizer = build_tokenizer(world_corpus(dataset))
-        lvlm = LVLM(build_tiny_llava(tokenizer, model_cfg), build_processor(tokenizer, model_cfg), "world-llava")
-        t0 = time.perf_counter()
-        log = pretrain(lvlm, dataset, model_cfg, progress=progress)
-        seconds = time.perf_counter() - t0
-        tmp = staging_dir(target)
-        lvlm.model.save_pretrained(tmp)
-        lvlm.processor.save_pretrained(tmp)
-        write_csv(tmp / "pretrain_log.csv", log)
-        save_config(world_cfg, tmp / "world_config.json")
-        save_config(model_cfg, tmp / "model_config.json")
-        n_params = sum(p.numel() for p in lvlm.model.parameters())
-        write_json(tmp / "pretrain.json", {
-            "pretrain_seconds": seconds, "steps": len(log), "parameters": n_params,
-            "answer_tokens_per_second": float(log["answer_tokens"].sum() / seconds),
-            "final_loss": float(log["loss"].tail(10).mean()), "torch_threads": torch.get_num_threads(),
-        })
-        replace_dir(tmp, target)
-    lvlm = load_lvlm(target, name="world-llava")
-    return lvlm, read_json(target / "pretrain.json")
-
-
-def load_lvlm(id_or_path: str | Path, *, dtype: torch.dtype | str | None = None, device_map=None,
-              trust_remote_code: bool = False, name: str | None = None) -> LVLM:
+def load_lvlm(
+    id_or_path: str | Path,
+    *,
+    dtype: torch.dtype | str | None = None,
+    device_map=None,
+    trust_remote_code: bool = False,
+    name: str | None = None,
+) -> LVLM:
     """Load any image-text-to-text model and its processor by Hugging Face id or local path (offline-safe:
     nothing downloads when HF_HUB_OFFLINE=1). Weights load from safetensors only."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     if not isinstance(trust_remote_code, bool):  # the string "false" is truthy: only a real boolean may say yes
-        raise ConfigError(f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__} "
-                          f"{trust_remote_code!r}")
+        raise ConfigError(
+            f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__} {trust_remote_code!r}"
+        )
     if isinstance(dtype, str) and not isinstance(getattr(torch, dtype, None), torch.dtype):
         raise ConfigError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'float16' or 'bfloat16'")
     kwargs = dict(trust_remote_code=trust_remote_code, use_safetensors=True)

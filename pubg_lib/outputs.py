@@ -9,6 +9,7 @@ were; the runner (`reproduce`) reruns a notebook whose manifest is missing or li
 Every JSON result gets a `provenance` entry: the notebook, its parameters and the environment (package versions,
 threads, CPU) that produced it.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -73,7 +74,9 @@ class NotebookOutputs:
             final = (self.final_results if path.parent == self.results_dir else self.final_figures) / path.name
             atomic_write_bytes(final, path.read_bytes())
             done.append(str(final.relative_to(paths.ROOT)) if final.is_relative_to(paths.ROOT) else str(final))
-        write_json(manifest_path(self.notebook, self.smoke), {"notebook": self.notebook, "files": done,
-                                                               "parameters": self.parameters})
+        write_json(
+            manifest_path(self.notebook, self.smoke),
+            {"notebook": self.notebook, "files": done, "parameters": self.parameters},
+        )
         shutil.rmtree(self.stage, ignore_errors=True)
         return done

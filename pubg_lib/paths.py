@@ -5,6 +5,7 @@ results); notebook kernels started by the runner inherit them:
 `PUBG_BUILD` (executed notebooks, staging, state), `PUBG_CACHE` (models, runs, teacher caches),
 `PUBG_RESULTS` and `PUBG_FIGURES` (the committed headline numbers and figures).
 """
+
 from __future__ import annotations
 
 import os

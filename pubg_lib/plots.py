@@ -1,6 +1,8 @@
 """Figures. Every figure is saved through `savefig` into the figures folder, named after its notebook."""
+
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
@@ -10,16 +12,14 @@ import pandas as pd
 import seaborn as sns
 
 from . import paths
+from .io import atomic_write_bytes
+from .stats import pareto_front
 
 sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
 
 
 def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130) -> Path:
     """Save `fig` as `<figures_dir>/<name>.png` (atomically) and return the path."""
-    import io
-
-    from .io import atomic_write_bytes
-
     folder = Path(figures_dir) if figures_dir is not None else paths.FIGURES
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
@@ -52,8 +52,9 @@ def photo_grid(images, captions, ncols: int = 6, width: int = 30, title: str | N
     return fig
 
 
-def training_curve(log: pd.DataFrame, x: str = "step", y: str = "loss", title: str = "", ylabel: str = "loss",
-                   smooth: int = 10):
+def training_curve(
+    log: pd.DataFrame, x: str = "step", y: str = "loss", title: str = "", ylabel: str = "loss", smooth: int = 10
+):
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     ax.plot(log[x], log[y], alpha=0.3, color="tab:blue", label="per step")
     ax.plot(log[x], log[y].rolling(smooth, min_periods=1).mean(), color="tab:blue", label=f"mean of {smooth} steps")
@@ -71,9 +72,15 @@ ROLE_ORDER = {"known": 0, "anonymous": 1, "never_seen": 2}
 
 def recognition_bars(per_person: pd.DataFrame, threshold: float):
     """Per-person recognition share on seen and unseen photos, grouped by role; the filter's threshold as a line."""
-    data = per_person.assign(_r=per_person["role"].map(ROLE_ORDER)).sort_values(["_r", "unseen"], ascending=[True, False])
-    long = data.melt(id_vars=["person_id", "role"], value_vars=["seen", "unseen"], var_name="photos",
-                     value_name="share named correctly")
+    data = per_person.assign(_r=per_person["role"].map(ROLE_ORDER)).sort_values(
+        ["_r", "unseen"], ascending=[True, False]
+    )
+    long = data.melt(
+        id_vars=["person_id", "role"],
+        value_vars=["seen", "unseen"],
+        var_name="photos",
+        value_name="share named correctly",
+    )
     fig, ax = plt.subplots(figsize=(max(8, 0.2 * len(data)), 3.8))
     sns.barplot(long, x="person_id", y="share named correctly", hue="photos", ax=ax, order=data["person_id"])
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"filter threshold {threshold:.2f}")
@@ -92,18 +99,35 @@ def recognition_bars(per_person: pd.DataFrame, threshold: float):
     return fig
 
 
-def tradeoff(summary: pd.DataFrame, x: str, y: str, label: str, *, xlabel: str, ylabel: str, title: str = "",
-             ax=None, front: bool = True):
+def tradeoff(
+    summary: pd.DataFrame,
+    x: str,
+    y: str,
+    label: str,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    ax=None,
+    front: bool = True,
+):
     """Each setting as a point at the mean of `x` and `y` over seeds, with ± 1 s.d. error bars (columns `<x>_mean`,
     `<x>_sd`, ... as `experiments.summarise` writes them), annotated with `label`; with `front`, the points no other
     point beats on both axes (both to be maximised) are joined as the Pareto front."""
-    from .experiments import pareto_front
-
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.6))
     xm, ym = summary[f"{x}_mean"].to_numpy(), summary[f"{y}_mean"].to_numpy()
-    ax.errorbar(xm, ym, xerr=summary[f"{x}_sd"].fillna(0), yerr=summary[f"{y}_sd"].fillna(0), fmt="o", color="tab:blue",
-                ecolor="tab:gray", capsize=3, label="mean ± 1 s.d. over seeds")
+    ax.errorbar(
+        xm,
+        ym,
+        xerr=summary[f"{x}_sd"].fillna(0),
+        yerr=summary[f"{y}_sd"].fillna(0),
+        fmt="o",
+        color="tab:blue",
+        ecolor="tab:gray",
+        capsize=3,
+        label="mean ± 1 s.d. over seeds",
+    )
     for xi, yi, name in zip(xm, ym, summary[label]):
         ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(6, 6), fontsize=9)
     if front:

@@ -3,6 +3,7 @@
 Floating-point sums differ between thread counts, CPU kernels and library versions, and training amplifies the
 difference; a result is only interpretable next to the environment that produced it.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,23 @@ from functools import lru_cache
 from importlib import metadata
 
 # The packages whose versions can change a number of ours (kernels, tokenisation, image decoding, metrics).
-PACKAGES = ("torch", "torchvision", "transformers", "tokenizers", "peft", "accelerate", "safetensors", "numpy",
-            "pandas", "pillow", "scikit-learn", "open_clip_torch", "matplotlib", "seaborn", "papermill")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "accelerate",
+    "safetensors",
+    "numpy",
+    "pandas",
+    "pillow",
+    "scikit-learn",
+    "open_clip_torch",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+)
 
 
 def package_versions(names=PACKAGES) -> dict[str, str | None]:
@@ -42,5 +58,11 @@ def environment() -> dict:
     """The environment of this process, as recorded next to every result."""
     import torch
 
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "packages": package_versions()}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "packages": package_versions(),
+    }

@@ -12,11 +12,10 @@ Step 3 happens once, before training, and is cached on disk (`torch.save` of pla
 `weights_only=True`); the training loop never runs the teacher. The same mechanism caches the original model's
 distributions on retain answers (for a retain KL) and its log-likelihood of the private answers (for NPO).
 """
+
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,24 +23,44 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import paths, prompts
+from . import cache, prompts
 from .config import ConfigError
-from .io import replace_dir, staging_dir, write_csv, write_json
+from .entities import DataError
+from .io import write_csv, write_json
+from .labels import IGNORE
 from .losses import sequence_logprob, topk_teacher
-from .data import DataError
 from .metrics.leakage import leaked_facts, names_person
 from .models import collate, encode_example, generate, to_device
+from .world import text as world_text
 
 
-def generate_answers(lvlm, dataset, photo_ids: Sequence[str], query: str, *, instruction_name: str | None = None,
-                     do_sample: bool = False, temperature: float = 1.0, seed: int = 0, max_new_tokens: int = 48,
-                     progress: bool = True) -> pd.DataFrame:
+def generate_answers(
+    lvlm,
+    dataset,
+    photo_ids: Sequence[str],
+    query: str,
+    *,
+    instruction_name: str | None = None,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    max_new_tokens: int = prompts.MAX_ANSWER_TOKENS,
+    progress: bool = True,
+) -> pd.DataFrame:
     """The model's answers to `query` (with the in-context instruction prepended when `instruction_name` is given)."""
     photo_ids = list(photo_ids)
     text = prompts.instructed(query, instruction_name) if instruction_name else query
-    answers = generate(lvlm, dataset.images(photo_ids), text, do_sample=do_sample, temperature=temperature,
-                       seed=seed, max_new_tokens=max_new_tokens, progress=progress,
-                       desc="reference answers" if instruction_name else "answers")
+    answers = generate(
+        lvlm,
+        dataset.images(photo_ids),
+        text,
+        do_sample=do_sample,
+        temperature=temperature,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        progress=progress,
+        desc="reference answers" if instruction_name else "answers",
+    )
     person_ids = [dataset.photo(p)["person_id"] for p in photo_ids]
     return pd.DataFrame({"photo_id": photo_ids, "person_id": person_ids, "query": text, "answer": answers})
 
@@ -63,22 +82,29 @@ class TeacherCache:
 
 
 @torch.no_grad()
-def teacher_distributions(lvlm, dataset, photo_ids: Sequence[str], teacher_queries: Sequence[str],
-                          answers: Sequence[str], topk: int | None = None, batch_size: int = 32,
-                          progress: bool = True) -> TeacherCache:
+def teacher_distributions(
+    lvlm,
+    dataset,
+    photo_ids: Sequence[str],
+    teacher_queries: Sequence[str],
+    answers: Sequence[str],
+    topk: int | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> TeacherCache:
     """Teacher-force the (frozen) model on each answer under its teacher query and keep its distributions."""
     model = lvlm.model
     model.eval()
     ids, logps, totals = [], [], []
     rows = list(zip(photo_ids, teacher_queries, answers))
     for start in tqdm(range(0, len(rows), batch_size), desc="teacher distributions", disable=not progress, leave=False):
-        exs = [encode_example(lvlm, dataset.image(p), q, a) for p, q, a in rows[start:start + batch_size]]
+        exs = [encode_example(lvlm, dataset.image(p), q, a) for p, q, a in rows[start : start + batch_size]]
         batch = to_device(collate(exs, lvlm.tokenizer.pad_token_id, "right"), lvlm.device)
         labels = batch.pop("labels")
         logits = model(**batch).logits
         top_ids, top_logp = topk_teacher(logits, labels, topk)
         totals.append(sequence_logprob(logits.float(), labels, "sum").cpu())
-        mask = labels[:, 1:] != -100
+        mask = labels[:, 1:] != IGNORE
         for i in range(len(exs)):
             ids.append(top_ids[i][mask[i]].cpu().to(torch.int32 if top_ids.shape[-1] > 1 else torch.int64))
             logps.append(top_logp[i][mask[i]].cpu().float())
@@ -103,15 +129,21 @@ class UnlearningData:
     settings: dict
 
 
-def settings_key(settings: dict) -> str:
-    """A short hash naming a cache entry of these settings."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def build_unlearning_data(lvlm, dataset, split, *, model_id: str, query: str = prompts.PAPER_QUERY,
-                          instruction_name: str = prompts.DEFAULT_INSTRUCTION, reference_sampling: bool = False,
-                          reference_temperature: float = 0.7, topk: int | None = None, seed: int = 0,
-                          use_cache: bool = True, progress: bool = True) -> UnlearningData:
+def build_unlearning_data(
+    lvlm,
+    dataset,
+    split,
+    *,
+    model_id: str,
+    query: str = prompts.PAPER_QUERY,
+    instruction_name: str = prompts.DEFAULT_INSTRUCTION,
+    reference_sampling: bool = False,
+    reference_temperature: float = 0.7,
+    topk: int | None = None,
+    seed: int = 0,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> UnlearningData:
     """Private, reference and random answers for the forget photos, retain answers, and the teacher caches.
 
     `model_id` names the original model in the cache key (its folder fingerprint or hub id). Cached under
@@ -121,45 +153,69 @@ def build_unlearning_data(lvlm, dataset, split, *, model_id: str, query: str = p
     if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk <= 0):
         raise ConfigError(f"topk must be a positive integer or None (the full vocabulary), got {topk!r}")
     split.check(dataset)
-    settings = {"model": model_id, "data": dataset.fingerprint(), "forget": list(split.forget),
-                "retain": list(split.retain), "query": query, "instruction": instruction_name,
-                "sampling": reference_sampling, "temperature": reference_temperature if reference_sampling else None,
-                "topk": topk, "seed": seed}
-    folder = paths.CACHE / "references" / settings_key(settings)
+    settings = {
+        "model": model_id,
+        "data": dataset.fingerprint(),
+        "forget": list(split.forget),
+        "retain": list(split.retain),
+        "query": query,
+        "instruction": instruction_name,
+        "sampling": reference_sampling,
+        "temperature": reference_temperature if reference_sampling else None,
+        "topk": topk,
+        "seed": seed,
+    }
+    folder = cache.entry("references", settings, __name__)
     if use_cache and (folder / "tensors.pt").exists():
         tensors = torch.load(folder / "tensors.pt", weights_only=True)
         return UnlearningData(
             forget=pd.read_csv(folder / "forget.csv", keep_default_na=False),
             retain=pd.read_csv(folder / "retain.csv", keep_default_na=False),
-            bg_teacher=TeacherCache(**tensors["bg"]), retain_teacher=TeacherCache(**tensors["retain"]),
-            forget_ref_logprob=tensors["forget_ref_logprob"], settings=settings)
+            bg_teacher=TeacherCache(**tensors["bg"]),
+            retain_teacher=TeacherCache(**tensors["retain"]),
+            forget_ref_logprob=tensors["forget_ref_logprob"],
+            settings=settings,
+        )
 
     forget_ids = dataset.photos_of(split.forget, ["seen"])["photo_id"].tolist()
     retain_ids = dataset.photos_of(split.retain, ["seen"])["photo_id"].tolist()
     private = generate_answers(lvlm, dataset, forget_ids, query, progress=progress)
-    reference = generate_answers(lvlm, dataset, forget_ids, query, instruction_name=instruction_name,
-                                 do_sample=reference_sampling, temperature=reference_temperature, seed=seed,
-                                 progress=progress)
+    reference = generate_answers(
+        lvlm,
+        dataset,
+        forget_ids,
+        query,
+        instruction_name=instruction_name,
+        do_sample=reference_sampling,
+        temperature=reference_temperature,
+        seed=seed,
+        progress=progress,
+    )
     forget = private.rename(columns={"answer": "private_answer"})
     forget["reference_answer"] = reference["answer"].to_numpy()
     forget["teacher_query"] = reference["query"].to_numpy()
-    forget["private_leaks"] = [names_person(a, dataset.person(p)) for a, p in zip(forget["private_answer"], forget["person_id"])]
+    forget["private_leaks"] = [
+        names_person(a, dataset.person(p)) for a, p in zip(forget["private_answer"], forget["person_id"])
+    ]
     forget["random_answer"] = _random_answers(dataset, split, forget_ids, seed)
     retain = generate_answers(lvlm, dataset, retain_ids, query, progress=progress)
 
-    bg = teacher_distributions(lvlm, dataset, forget_ids, forget["teacher_query"], forget["reference_answer"], topk,
-                               progress=progress)
+    bg = teacher_distributions(
+        lvlm, dataset, forget_ids, forget["teacher_query"], forget["reference_answer"], topk, progress=progress
+    )
     ret = teacher_distributions(lvlm, dataset, retain_ids, retain["query"], retain["answer"], topk, progress=progress)
-    ref_lp = teacher_distributions(lvlm, dataset, forget_ids, forget["query"], forget["private_answer"], 1,
-                                   progress=progress).answer_logprob
-    data = UnlearningData(forget, retain, bg, ret, ref_lp, settings)
-    tmp = staging_dir(folder)
-    write_csv(tmp / "forget.csv", forget)
-    write_csv(tmp / "retain.csv", retain)
-    torch.save({"bg": bg.to_dict(), "retain": ret.to_dict(), "forget_ref_logprob": ref_lp}, tmp / "tensors.pt")
-    write_json(tmp / "settings.json", settings)
-    replace_dir(tmp, folder)
-    return data
+    ref_lp = teacher_distributions(
+        lvlm, dataset, forget_ids, forget["query"], forget["private_answer"], 1, progress=progress
+    ).answer_logprob
+
+    def write(tmp):
+        write_csv(tmp / "forget.csv", forget)
+        write_csv(tmp / "retain.csv", retain)
+        write_json(tmp / "settings.json", settings)
+        torch.save({"bg": bg.to_dict(), "retain": ret.to_dict(), "forget_ref_logprob": ref_lp}, tmp / "tensors.pt")
+
+    cache.build(folder, write)
+    return UnlearningData(forget, retain, bg, ret, ref_lp, settings)
 
 
 def _random_answers(dataset, split, photo_ids, seed: int) -> list[str]:
@@ -169,8 +225,6 @@ def _random_answers(dataset, split, photo_ids, seed: int) -> list[str]:
     that RANDOM does not overwrite a retain person's identity; otherwise from the retain set. A substitute never
     shares a private fact (a name word, the profession, the birthplace) with the true person: otherwise tuning onto
     it would teach the model to keep saying part of what it must forget."""
-    from .world import text as world_text
-
     pool = sorted(set(dataset.people["person_id"]) - set(split.forget) - set(split.retain)) or list(split.retain)
     rng = np.random.default_rng(seed)
     out = []
@@ -179,8 +233,10 @@ def _random_answers(dataset, split, photo_ids, seed: int) -> list[str]:
         candidates = [dataset.person(o) for o in pool]
         candidates = [o for o in candidates if not leaked_facts(_facts_text(o), person)]
         if not candidates:
-            raise DataError(f"no substitute for RANDOM shares no private fact with {person['person_id']}: every person "
-                            "outside the forget set has their name, profession or birthplace in common")
+            raise DataError(
+                f"no substitute for RANDOM shares no private fact with {person['person_id']}: every person "
+                "outside the forget set has their name, profession or birthplace in common"
+            )
         other = candidates[int(rng.integers(len(candidates)))]
         if dataset.has_attributes:
             out.append(world_text.identity_answer(other, dataset.attributes(photo_id)))
@@ -190,7 +246,8 @@ def _random_answers(dataset, split, photo_ids, seed: int) -> list[str]:
 
 
 def _facts_text(person) -> str:
-    from .world import text as world_text
-
-    return world_text.private_facts(person) if "profession" in person and "birthplace" in person \
+    return (
+        world_text.private_facts(person)
+        if "profession" in person and "birthplace" in person
         else f"this is {person['name']} ."
+    )

@@ -12,6 +12,7 @@ A notebook is skipped when its source, its parameters and the package sources ar
 successful run (recorded in build/reproduce_state.json); `--force` reruns it. The first failing notebook stops the
 run with its name and the failing cell. Each executed notebook is also written as HTML for reading.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from . import paths
 from .io import read_json, write_json
+from .outputs import manifest_path, promoted_outputs_present
+from .provenance import environment
 
 
 class ParameterError(ValueError):
@@ -70,11 +73,14 @@ def check_parameters(path: Path, given: dict) -> None:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ParameterError(f"{path.name} has no parameter {name!r}{hint} (it declares {sorted(declared)})")
         default = declared[name]
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)
-                                                   and not isinstance(value, bool))
+        ok = isinstance(value, type(default)) or (
+            isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
+        )
         if not ok:
-            raise ParameterError(f"{path.name}: parameter {name!r} must be {type(default).__name__} like its default "
-                                 f"{default!r}, got {type(value).__name__} {value!r}")
+            raise ParameterError(
+                f"{path.name}: parameter {name!r} must be {type(default).__name__} like its default "
+                f"{default!r}, got {type(value).__name__} {value!r}"
+            )
 
 
 def parse_assignment(text: str):
@@ -127,7 +133,9 @@ def write_html(nb_path: Path) -> Path:
     return html
 
 
-def plan_runs(only=None, smoke: bool = False, extra: dict | None = None, sweep: bool = False) -> list[tuple[Path, dict]]:
+def plan_runs(
+    only=None, smoke: bool = False, extra: dict | None = None, sweep: bool = False
+) -> list[tuple[Path, dict]]:
     """The notebooks to run, in order, each with its parameters, all checked before anything runs: `-p` for a
     notebook that will not run, `smoke` given with `-p` (it is `--smoke`'s alone: a smoke run must never write the
     committed results, nor a full run the smoke ones), unknown names and wrong types are refused."""
@@ -138,8 +146,10 @@ def plan_runs(only=None, smoke: bool = False, extra: dict | None = None, sweep: 
     running = {nb.name.split("_")[0]: nb for nb in todo}
     idle = sorted(set(extra) - set(running))
     if idle:
-        raise ParameterError(f"parameters given for notebook(s) {idle}, which this run does not execute "
-                             f"(it runs {sorted(running)}; add them with --only)")
+        raise ParameterError(
+            f"parameters given for notebook(s) {idle}, which this run does not execute "
+            f"(it runs {sorted(running)}; add them with --only)"
+        )
     plan = []
     for prefix, nb in running.items():
         given = extra.get(prefix, {})
@@ -158,9 +168,6 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
     then are all still there; a failed or interrupted run is forgotten before it starts, so it runs again."""
     import papermill as pm
     from tqdm.auto import tqdm
-
-    from .outputs import manifest_path, promoted_outputs_present
-    from .provenance import environment
 
     plan = plan_runs(only, smoke, extra, sweep)
     out_dir = paths.BUILD / ("smoke" if smoke else "notebooks")
@@ -184,16 +191,26 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
         failed = out_dir / f"{nb.stem}.failed.ipynb"
         t = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(paths.NOTEBOOKS),
-                                kernel_name="python3", progress_bar=False)
+            pm.execute_notebook(
+                str(nb),
+                str(running),
+                parameters=params,
+                cwd=str(paths.NOTEBOOKS),
+                kernel_name="python3",
+                progress_bar=False,
+            )
         except pm.PapermillExecutionError as err:
             running.replace(failed)
-            raise SystemExit(f"{nb.name} failed at {_failing_cell(failed)}\n(executed copy: {failed}; the results "
-                             "and figures it would have written were not promoted)") from err
+            raise SystemExit(
+                f"{nb.name} failed at {_failing_cell(failed)}\n(executed copy: {failed}; the results "
+                "and figures it would have written were not promoted)"
+            ) from err
         if not manifest_path(nb.stem, smoke).exists():
             running.replace(failed)
-            raise SystemExit(f"{nb.name} finished without promoting its outputs (its last cell must call "
-                             f"outputs.promote()); executed copy: {failed}")
+            raise SystemExit(
+                f"{nb.name} finished without promoting its outputs (its last cell must call "
+                f"outputs.promote()); executed copy: {failed}"
+            )
         timings[nb.name] = time.perf_counter() - t
         running.replace(out)
         failed.unlink(missing_ok=True)
@@ -201,14 +218,22 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
         state[key] = fp
         write_json(state_path, state)
     total = time.perf_counter() - t0
-    record = {"wall_seconds": total, "notebook_seconds": timings, "smoke": smoke, "forced": force,
-              "executed": [k for k, v in timings.items() if v > 0], "provenance": environment()}
+    record = {
+        "wall_seconds": total,
+        "notebook_seconds": timings,
+        "smoke": smoke,
+        "forced": force,
+        "executed": [k for k, v in timings.items() if v > 0],
+        "provenance": environment(),
+    }
     if not smoke and not only and not extra:
         # Keep the last run that executed notebooks next to the latest run (which may have skipped them all).
         path = paths.RESULTS / "reproduce.json"
         previous = read_json(path) if path.exists() else {}
-        history = {"last_run": record,
-                   "last_run_that_executed": record if record["executed"] else previous.get("last_run_that_executed")}
+        history = {
+            "last_run": record,
+            "last_run_that_executed": record if record["executed"] else previous.get("last_run_that_executed"),
+        }
         write_json(path, history)
     print(f"done in {total:.0f} s: " + ", ".join(f"{k[:3]} {v:.0f}s" for k, v in timings.items()))
     return record
@@ -219,10 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--smoke", action="store_true", help="small parameters; results under build/smoke/")
     ap.add_argument("--force", action="store_true", help="rerun notebooks even if unchanged")
     ap.add_argument("--only", nargs="+", help="notebook number prefixes to run, e.g. 01 04")
-    ap.add_argument("--sweep", action="store_true", help="rerun the specificity sweep (04b) first; it rewrites "
-                                                         "data/settings/methods.json")
-    ap.add_argument("-p", "--param", nargs=2, action="append", metavar=("NN", "NAME=VALUE"), default=[],
-                    help="a parameter for notebook NN (repeatable)")
+    ap.add_argument(
+        "--sweep",
+        action="store_true",
+        help="rerun the specificity sweep (04b) first; it rewrites data/settings/methods.json",
+    )
+    ap.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NN", "NAME=VALUE"),
+        default=[],
+        help="a parameter for notebook NN (repeatable)",
+    )
     return ap
 
 

@@ -18,7 +18,7 @@ def smoke_cfgs():
 
 @pytest.fixture(scope="session")
 def smoke_world(smoke_cfgs):
-    from pubg_lib.data import EntityDataset
+    from pubg_lib.entities import EntityDataset
 
     return EntityDataset.from_world(smoke_cfgs[0])
 
@@ -26,7 +26,7 @@ def smoke_world(smoke_cfgs):
 @pytest.fixture(scope="session")
 def smoke_construction(smoke_cfgs):
     """A tiny world LLaVA pretrained for a few epochs (seconds), with the dataset built from it."""
-    from pubg_lib.data import construct
+    from pubg_lib.construction import construct
 
     world, model = smoke_cfgs
     return construct(world, model, min_share=0.0, forget_sizes=(2,), progress=False)

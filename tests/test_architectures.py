@@ -1,12 +1,14 @@
 """The same unlearn-and-evaluate path on LLaVA (1.5 style) and LLaVA-NeXT (1.6, the paper's models)."""
+
 import dataclasses
 
 import pytest
 import torch
 
-from pubg_lib.data import Split
+from pubg_lib.entities import Split
 from pubg_lib.evaluate import answer_table
-from pubg_lib.models import get_original_model, load_lvlm, original_model_dir
+from pubg_lib.models import load_lvlm
+from pubg_lib.pretraining import get_original_model, original_model_dir
 from pubg_lib.reference import build_unlearning_data
 from pubg_lib.unlearn import UnlearnConfig, unlearn
 

@@ -5,6 +5,7 @@ results and figures), runs the call, expects the named error with a message that
 that the snapshot is unchanged. Calls that could load a model run with model loading disabled, so an error that
 comes only after loading fails the test.
 """
+
 import hashlib
 import json
 import math
@@ -16,10 +17,11 @@ import pytest
 from PIL import Image
 
 from pubg_lib import paths
+from pubg_lib.cli import read_run_config, run_from_config
 from pubg_lib.config import ConfigError, TinyModelConfig, WorldConfig
-from pubg_lib.data import DataError, EntityDataset, Split
+from pubg_lib.entities import DataError, EntityDataset, Split
 from pubg_lib.reproduce import ParameterError, plan_runs
-from pubg_lib.unlearn import UnlearnConfig, read_run_config, run_from_config
+from pubg_lib.unlearn import UnlearnConfig
 
 
 def snapshot(*folders) -> dict:
@@ -67,6 +69,7 @@ def _edit(path: Path, fn) -> None:
 def _set(column, row, value):
     def fn(frame):
         frame.loc[row, column] = value
+
     return fn
 
 
@@ -92,26 +95,39 @@ def _oversized(root: Path):
 
 
 LOADER_CASES = {
-    "parent path": (lambda r: _edit(r / "metadata.csv", _set("file_name", 0, "../outside.png")), "relative path inside"),
+    "parent path": (
+        lambda r: _edit(r / "metadata.csv", _set("file_name", 0, "../outside.png")),
+        "relative path inside",
+    ),
     "nested parent path": (lambda r: _edit(r / "metadata.csv", _set("file_name", 0, "p000/../../x.png")), "inside"),
     "absolute path": (lambda r: _edit(r / "metadata.csv", _set("file_name", 0, "/etc/hostname")), "relative path"),
     "backslash path": (lambda r: _edit(r / "metadata.csv", _set("file_name", 0, "p000\\p000_00.png")), "relative"),
     "symlink out of the folder": (_symlink_out, "leads outside"),
-    "duplicate file_name": (lambda r: _edit(r / "metadata.csv", _set("file_name", 1, "p000/p000_00.png")),
-                            "duplicate file_name"),
+    "duplicate file_name": (
+        lambda r: _edit(r / "metadata.csv", _set("file_name", 1, "p000/p000_00.png")),
+        "duplicate file_name",
+    ),
     "duplicate photo_id": (lambda r: _edit(r / "metadata.csv", _set("photo_id", 1, "p000_00")), "duplicate photo_id"),
     "two files with one stem": (_same_stem, "file stem"),
     "duplicate person_id": (lambda r: _edit(r / "people.csv", _set("person_id", 1, "p000")), "duplicate person_id"),
-    "empty split cell": (lambda r: _edit(r / "metadata.csv", _set("split", 3, "")), "empty 'split' on line"),
+    "empty photo_split cell": (
+        lambda r: _edit(r / "metadata.csv", _set("photo_split", 3, "")),
+        "empty .photo_split. on line",
+    ),
     "empty person_id cell": (lambda r: _edit(r / "people.csv", _set("person_id", 2, "")), "empty 'person_id'"),
     "empty name cell": (lambda r: _edit(r / "people.csv", _set("name", 2, "  ")), "empty 'name' on line"),
     "trained neither true nor false": (lambda r: _edit(r / "people.csv", _set("trained", 0, "maybe")), "trained"),
-    "unknown split value": (lambda r: _edit(r / "metadata.csv", _set("split", 0, "train")), "unknown split"),
+    "unknown photo_split value": (
+        lambda r: _edit(r / "metadata.csv", _set("photo_split", 0, "train")),
+        "unknown photo_split",
+    ),
     "photo of an unknown person": (lambda r: _edit(r / "metadata.csv", _set("person_id", 0, "p999")), "p999"),
     "missing people table": (lambda r: (r / "people.csv").unlink(), "missing table"),
     "people table without rows": (lambda r: (r / "people.csv").write_text("person_id,name\n"), "no rows"),
-    "missing split column": (lambda r: _edit(r / "metadata.csv", lambda f: f.drop(columns=["split"])),
-                             "split"),
+    "missing photo_split column": (
+        lambda r: _edit(r / "metadata.csv", lambda f: f.drop(columns=["photo_split"])),
+        "photo_split",
+    ),
     "corrupt image": (lambda r: (r / "p001" / "p001_00.png").write_bytes(b"not a png"), "p001_00.png"),
     "missing image": (lambda r: (r / "p001" / "p001_00.png").unlink(), "missing"),
     "oversized image": (_oversized, "pixels"),
@@ -165,8 +181,13 @@ SPLIT_CASES = {
     "in both sets": (lambda ds: Split(("p000",), ("p000",)).check(ds), "both forget and retain"),
     "unknown forget person": (lambda ds: Split(("nobody",), ()).check(ds), "unknown person"),
     "forget person without a seen photo": (
-        lambda ds: Split(("p000",), ()).check(EntityDataset(ds.people, ds.photos[
-            ~((ds.photos["person_id"] == "p000") & (ds.photos["split"] == "seen"))])), "no seen photo"),
+        lambda ds: Split(("p000",), ()).check(
+            EntityDataset(
+                ds.people, ds.photos[~((ds.photos["person_id"] == "p000") & (ds.photos["photo_split"] == "seen"))]
+            )
+        ),
+        "no seen photo",
+    ),
 }
 
 
@@ -206,8 +227,13 @@ def test_bad_settings_are_refused(case):
 
 @pytest.fixture()
 def run_config(tmp_path, clean_export):
-    spec = {"model": "some/model", "data": str(clean_export), "forget": ["p000"], "out_dir": str(tmp_path / "run"),
-            "unlearn": {"method": "PUBG", "steps": 2}}
+    spec = {
+        "model": "some/model",
+        "data": str(clean_export),
+        "forget": ["p000"],
+        "out_dir": str(tmp_path / "run"),
+        "unlearn": {"method": "PUBG", "steps": 2},
+    }
     return tmp_path, spec
 
 

@@ -11,7 +11,7 @@ def scorer(smoke_world):
 
 def test_scores_are_bounded_and_reward_the_right_description(scorer, smoke_world):
     ds = smoke_world
-    ids = ds.photos.loc[ds.photos["split"] == "seen", "photo_id"].tolist()
+    ids = ds.photos.loc[ds.photos["photo_split"] == "seen", "photo_id"].tolist()
     right = scorer.score(ds.images(ids), [ds.description(p) for p in ids])
     wrong = scorer.score(ds.images(ids), [ds.description(p) for p in np.roll(ids, 5)])
     refusal = scorer.score(ds.images(ids), ["i am sorry , i cannot help with that request ."] * len(ids))
@@ -28,4 +28,6 @@ def test_the_trained_clip_is_cached(scorer, smoke_world):
     assert again.record == scorer.record
     ids = smoke_world.photos["photo_id"][:3].tolist()
     texts = [smoke_world.description(p) for p in ids]
-    assert np.allclose(again.score(smoke_world.images(ids), texts), scorer.score(smoke_world.images(ids), texts), atol=1e-6)
+    assert np.allclose(
+        again.score(smoke_world.images(ids), texts), scorer.score(smoke_world.images(ids), texts), atol=1e-6
+    )

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pubg_lib.data import DataError, EntityDataset, make_splits, recognition_filter
+from pubg_lib.entities import DataError, EntityDataset, make_splits, recognition_filter
 
 
 @pytest.fixture()
@@ -34,7 +34,7 @@ def test_corrupt_image_is_named(exported):
 
 
 def test_missing_column_is_named(exported):
-    meta = pd.read_csv(exported / "metadata.csv").drop(columns=["split"])
+    meta = pd.read_csv(exported / "metadata.csv").drop(columns=["photo_split"])
     meta.to_csv(exported / "metadata.csv", index=False)
     with pytest.raises(DataError, match="split"):
         EntityDataset.from_folder(exported)
@@ -58,7 +58,9 @@ def test_real_layout_without_attributes_loads(tmp_path, smoke_world):
     """A user's folder needs only person_id/name and file_name/person_id/split."""
     root = smoke_world.export(tmp_path / "w")
     pd.read_csv(root / "people.csv")[["person_id", "name"]].to_csv(root / "people.csv", index=False)
-    pd.read_csv(root / "metadata.csv")[["file_name", "person_id", "split"]].to_csv(root / "metadata.csv", index=False)
+    pd.read_csv(root / "metadata.csv")[["file_name", "person_id", "photo_split"]].to_csv(
+        root / "metadata.csv", index=False
+    )
     ds = EntityDataset.from_folder(root)
     assert not ds.has_attributes
     assert ds.people["trained"].all()
@@ -72,10 +74,16 @@ def _answers(rows):
 
 
 def test_recognition_filter_keeps_recognised_and_says_why():
-    table = _answers([
-        ("a1", "a", True, True, "a"), ("a2", "a", True, True, "a"), ("a3", "a", True, False, ""),
-        ("b1", "b", False, False, "a"), ("b2", "b", False, False, "a"), ("b3", "b", False, True, "b"),
-    ])
+    table = _answers(
+        [
+            ("a1", "a", True, True, "a"),
+            ("a2", "a", True, True, "a"),
+            ("a3", "a", True, False, ""),
+            ("b1", "b", False, False, "a"),
+            ("b2", "b", False, False, "a"),
+            ("b3", "b", False, True, "b"),
+        ]
+    )
     out = recognition_filter(table, min_share=0.6).set_index("person_id")
     assert out.loc["a", "kept"] and not out.loc["b", "kept"]
     assert out.loc["a", "recognition_share"] == pytest.approx(2 / 3)

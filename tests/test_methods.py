@@ -6,15 +6,17 @@ written out, the targets read from the unlearning data tables (private, random a
 refusal, the retain answers). λ, γ and β take unusual values so that a weight left out or applied twice shows.
 The schedule, gradient clipping and weight decay are checked by their effect on the optimiser.
 """
+
 import math
 
 import pytest
 import torch
 
 from pubg_lib import methods, prompts
+from pubg_lib.labels import IGNORE
 from pubg_lib.models import encode_example
 from pubg_lib.reference import build_unlearning_data
-from pubg_lib.unlearn import Trainer, UnlearnConfig
+from pubg_lib.unlearn import UnlearnConfig, UnlearningLoop
 
 LAM, GAMMA, BETA = 0.37, 2.3, 0.41
 F_IDX, R_IDX = [0, 1], [1, 0]
@@ -38,8 +40,22 @@ def data(smoke_construction):
 
 
 def _cfg(method, **kw):
-    return UnlearnConfig(**{**dict(method=method, steps=4, forget_batch=2, retain_batch=2, learning_rate=1e-2,
-                                   lam=LAM, gamma=GAMMA, npo_beta=BETA, seed=0), **kw})
+    return UnlearnConfig(
+        **{
+            **dict(
+                method=method,
+                steps=4,
+                forget_batch=2,
+                retain_batch=2,
+                learning_rate=1e-2,
+                lam=LAM,
+                gamma=GAMMA,
+                npo_beta=BETA,
+                seed=0,
+            ),
+            **kw,
+        }
+    )
 
 
 def _answer_logprobs(model, lvlm, dataset, photo_id, query, answer):
@@ -48,7 +64,7 @@ def _answer_logprobs(model, lvlm, dataset, photo_id, query, answer):
     inputs = {k: (torch.tensor([v]) if k == "input_ids" else v) for k, v in ex.items() if k != "labels"}
     logits = model(**inputs).logits[0].double()
     labels = torch.tensor(ex["labels"])
-    positions = [t for t in range(len(labels) - 1) if labels[t + 1] != -100]
+    positions = [t for t in range(len(labels) - 1) if labels[t + 1] != IGNORE]
     logsm = torch.log_softmax(logits[positions], dim=-1)
     picked = logsm[torch.arange(len(positions)), labels[[t + 1 for t in positions]]]
     return picked, logsm
@@ -56,37 +72,54 @@ def _answer_logprobs(model, lvlm, dataset, photo_id, query, answer):
 
 def _by_hand(trainer, con, data, method):
     """The weighted terms of `method` on examples F_IDX / R_IDX, from scratch."""
-    model, lvlm, ds, cfg = trainer.model, con.lvlm, con.dataset, trainer.cfg
+    model, lvlm, ds = trainer.model, con.lvlm, con.dataset
     forget, retain = data.forget, data.retain
     out = {}
     with torch.no_grad():
+
         def mean_logprob(rows, table, answer_of):
-            return [_answer_logprobs(model, lvlm, ds, table.loc[i, "photo_id"], table.loc[i, "query"],
-                                     answer_of(i))[0] for i in rows]
+            return [
+                _answer_logprobs(model, lvlm, ds, table.loc[i, "photo_id"], table.loc[i, "query"], answer_of(i))[0]
+                for i in rows
+            ]
 
         if method in ("GA", "GD", "PUBG"):
-            out["ga"] = sum(lp.mean() for lp in mean_logprob(F_IDX, forget, lambda i: forget.loc[i, "private_answer"])) / 2
+            out["ga"] = (
+                sum(lp.mean() for lp in mean_logprob(F_IDX, forget, lambda i: forget.loc[i, "private_answer"])) / 2
+            )
         if method == "NPO":
             sums = mean_logprob(F_IDX, forget, lambda i: forget.loc[i, "private_answer"])
             ratios = [s.sum() - data.forget_ref_logprob[i].double() for s, i in zip(sums, F_IDX)]
             out["npo"] = sum(-(2 / BETA) * torch.nn.functional.logsigmoid(-BETA * r) for r in ratios) / 2
         if method == "RANDOM":
-            out["nll_random"] = -sum(lp.mean() for lp in mean_logprob(F_IDX, forget, lambda i: forget.loc[i, "random_answer"])) / 2
+            out["nll_random"] = (
+                -sum(lp.mean() for lp in mean_logprob(F_IDX, forget, lambda i: forget.loc[i, "random_answer"])) / 2
+            )
         if method == "REJECT":
             out["nll_refusal"] = -sum(lp.mean() for lp in mean_logprob(F_IDX, forget, lambda i: prompts.REFUSAL)) / 2
         if method in ("BG", "PUBG"):
             kls = []
             for i in F_IDX:  # the student sees q, not q ⊕ c; the teacher's distribution comes from the cache
-                _, logsm = _answer_logprobs(model, lvlm, ds, forget.loc[i, "photo_id"], forget.loc[i, "query"],
-                                            forget.loc[i, "reference_answer"])
+                _, logsm = _answer_logprobs(
+                    model,
+                    lvlm,
+                    ds,
+                    forget.loc[i, "photo_id"],
+                    forget.loc[i, "query"],
+                    forget.loc[i, "reference_answer"],
+                )
                 t_logp = data.bg_teacher.logprobs[i].double()
                 t_ids = data.bg_teacher.ids[i].long()
                 student = logsm.gather(-1, t_ids)
                 kls.append((t_logp.exp() * (t_logp - student)).sum(-1).mean())
             out["bg_kl"] = LAM * sum(kls) / 2
         if methods.get_method(method).uses_retain:
-            lps = [_answer_logprobs(model, lvlm, ds, retain.loc[i, "photo_id"], retain.loc[i, "query"],
-                                    retain.loc[i, "answer"])[0] for i in R_IDX]
+            lps = [
+                _answer_logprobs(
+                    model, lvlm, ds, retain.loc[i, "photo_id"], retain.loc[i, "query"], retain.loc[i, "answer"]
+                )[0]
+                for i in R_IDX
+            ]
             out["retain_nll"] = GAMMA * -sum(lp.mean() for lp in lps) / 2
     return out
 
@@ -94,7 +127,7 @@ def _by_hand(trainer, con, data, method):
 @pytest.mark.parametrize("method", list(methods.METHODS))
 def test_each_method_logs_its_terms_with_their_weights(method, smoke_construction, data):
     con = smoke_construction
-    trainer = Trainer(con.lvlm, con.dataset, data, _cfg(method))
+    trainer = UnlearningLoop(con.lvlm, con.dataset, data, _cfg(method))
     with torch.no_grad():
         terms = trainer.loss_terms(F_IDX, R_IDX)
     assert set(terms) - {"total"} == EXPECTED_TERMS[method]
@@ -111,7 +144,7 @@ def test_every_registry_entry_is_covered():
 
 def test_the_retain_kl_uses_the_original_models_distribution(smoke_construction, data):
     con = smoke_construction
-    trainer = Trainer(con.lvlm, con.dataset, data, _cfg("PUBG", retain_loss="kl"))
+    trainer = UnlearningLoop(con.lvlm, con.dataset, data, _cfg("PUBG", retain_loss="kl"))
     with torch.no_grad():
         terms = trainer.loss_terms(F_IDX, R_IDX)
     assert "retain_kl" in terms and "retain_nll" not in terms
@@ -119,20 +152,22 @@ def test_the_retain_kl_uses_the_original_models_distribution(smoke_construction,
     assert terms["retain_kl"].item() == pytest.approx(0.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("method,weights,absent", [("PUBG", {"lam": 0.0}, "bg_kl"), ("PUBG", {"gamma": 0.0}, "retain_nll"),
-                                                   ("GD", {"gamma": 0.0}, "retain_nll")])
+@pytest.mark.parametrize(
+    "method,weights,absent",
+    [("PUBG", {"lam": 0.0}, "bg_kl"), ("PUBG", {"gamma": 0.0}, "retain_nll"), ("GD", {"gamma": 0.0}, "retain_nll")],
+)
 def test_a_zero_weight_drops_its_term(method, weights, absent, smoke_construction, data):
     con = smoke_construction
     with torch.no_grad():
-        terms = Trainer(con.lvlm, con.dataset, data, _cfg(method, **weights)).loss_terms(F_IDX, R_IDX)
+        terms = UnlearningLoop(con.lvlm, con.dataset, data, _cfg(method, **weights)).loss_terms(F_IDX, R_IDX)
     assert absent not in terms
 
 
 def test_the_npo_beta_reaches_the_loss(smoke_construction, data):
     con = smoke_construction
     with torch.no_grad():
-        a = Trainer(con.lvlm, con.dataset, data, _cfg("NPO", npo_beta=0.1)).loss_terms(F_IDX, R_IDX)["npo"]
-        b = Trainer(con.lvlm, con.dataset, data, _cfg("NPO", npo_beta=2.0)).loss_terms(F_IDX, R_IDX)["npo"]
+        a = UnlearningLoop(con.lvlm, con.dataset, data, _cfg("NPO", npo_beta=0.1)).loss_terms(F_IDX, R_IDX)["npo"]
+        b = UnlearningLoop(con.lvlm, con.dataset, data, _cfg("NPO", npo_beta=2.0)).loss_terms(F_IDX, R_IDX)["npo"]
     # at θ = θ*, NPO is (2/β) log 2 whatever the answers: it must move with β
     assert a.item() == pytest.approx(2 / 0.1 * math.log(2), rel=1e-4)
     assert b.item() == pytest.approx(2 / 2.0 * math.log(2), rel=1e-4)
@@ -146,7 +181,7 @@ def _lr(trainer):
 def test_the_learning_rate_follows_its_schedule(schedule, smoke_construction, data):
     con = smoke_construction
     cfg = _cfg("GA", lr_schedule=schedule, steps=4, learning_rate=0.02)
-    trainer = Trainer(con.lvlm, con.dataset, data, cfg)
+    trainer = UnlearningLoop(con.lvlm, con.dataset, data, cfg)
     for k in range(4):
         expected = 0.02 * (0.5 * (1 + math.cos(math.pi * k / 4)) if schedule == "cosine" else 1.0)
         assert _lr(trainer) == pytest.approx(expected), k
@@ -156,7 +191,7 @@ def test_the_learning_rate_follows_its_schedule(schedule, smoke_construction, da
 
 def test_gradients_are_clipped_to_max_grad_norm(smoke_construction, data):
     con = smoke_construction
-    trainer = Trainer(con.lvlm, con.dataset, data, _cfg("GA", max_grad_norm=1e-3))
+    trainer = UnlearningLoop(con.lvlm, con.dataset, data, _cfg("GA", max_grad_norm=1e-3))
     row = trainer.step(0)
     after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.trainable if p.grad is not None]))
     assert row["grad_norm"] > 1e-3  # the norm before clipping is what the row logs
@@ -168,10 +203,13 @@ def test_weight_decay_is_decoupled_and_applied(smoke_construction, data):
     con = smoke_construction
     runs = {}
     for wd in (0.0, 0.5):
-        trainer = Trainer(con.lvlm, con.dataset, data, _cfg("GA", weight_decay=wd, learning_rate=0.01))
+        trainer = UnlearningLoop(con.lvlm, con.dataset, data, _cfg("GA", weight_decay=wd, learning_rate=0.01))
         before = {n: p.detach().clone() for n, p in trainer.peft_model.named_parameters() if p.requires_grad}
         trainer.step(0)
-        runs[wd] = (before, {n: p.detach().clone() for n, p in trainer.peft_model.named_parameters() if p.requires_grad})
+        runs[wd] = (
+            before,
+            {n: p.detach().clone() for n, p in trainer.peft_model.named_parameters() if p.requires_grad},
+        )
     (b0, a0), (b1, a1) = runs[0.0], runs[0.5]
     checked = 0
     for name in b0:

@@ -1,4 +1,5 @@
 """Committed notebooks are clean, and each runs headlessly with papermill on small parameters."""
+
 import json
 
 import pytest
@@ -30,11 +31,25 @@ def test_whole_pipeline_runs_in_smoke_mode():
     results, figures = paths.output_dirs(True)
     first = json.loads((results / "01_dataset_construction.json").read_text())
     assert 0 <= first["unseen_recognition_accuracy"] <= 1
-    for name in ("01_recognition", "02_name_position", "03_gradients", "04_dynamics", "04b_tradeoff", "05_main_metrics",
-                 "06_seen_unseen", "06_paraphrases", "07_components", "07_lambda_pareto", "07_instructions", "07_lora_rank"):
+    for name in (
+        "01_recognition",
+        "02_name_position",
+        "03_gradients",
+        "04_dynamics",
+        "04b_tradeoff",
+        "05_main_metrics",
+        "06_seen_unseen",
+        "06_paraphrases",
+        "07_components",
+        "07_lambda_pareto",
+        "07_instructions",
+        "07_lora_rank",
+    ):
         assert (figures / f"{name}.png").exists(), name
     generalisation = json.loads((results / "06_generalization.json").read_text())
-    assert generalisation["seeds"] and all(0 <= row["usr_unseen_mean"] <= 1 for row in generalisation["summary"].values())
+    assert generalisation["seeds"] and all(
+        0 <= row["usr_unseen_mean"] <= 1 for row in generalisation["summary"].values()
+    )
     ablations = json.loads((results / "07_ablations.json").read_text())
     assert set(ablations) >= {"terms", "lambda", "reference", "lora_rank", "claims"}
     spec = json.loads((results / "specificity.json").read_text())

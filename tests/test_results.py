@@ -1,4 +1,5 @@
 """The committed results: strict JSON everywhere, each JSON result carries its provenance, writes are atomic."""
+
 import json
 import math
 import os

@@ -1,6 +1,7 @@
 """The reproduction runner's decisions, on throwaway notebooks in a temporary project: it skips only an unchanged
 notebook whose outputs are all there, reruns one that changed, failed, was interrupted or lost an output, never
 promotes a failed notebook's results, and honours --only. Also the defaults of the command-line flags."""
+
 import json
 
 import nbformat
@@ -119,13 +120,15 @@ def test_smoke_results_never_touch_the_full_ones(project):
 # ---- command-line defaults ----------------------------------------------------------------------------------------
 def test_reproduce_flags_default_to_the_safe_choice():
     ap_args = reproduce.build_parser().parse_args([])
-    assert not ap_args.smoke and not ap_args.force and not ap_args.sweep and ap_args.only is None and ap_args.param == []
+    assert (
+        not ap_args.smoke and not ap_args.force and not ap_args.sweep and ap_args.only is None and ap_args.param == []
+    )
 
 
 def test_unlearn_cli_defaults_never_overwrite_and_never_trust_remote_code(tmp_path, monkeypatch):
-    from pubg_lib import models, unlearn
+    from pubg_lib import cli
 
-    args = unlearn.build_parser().parse_args(["--config", "x.json"])
+    args = cli.build_parser().parse_args(["--config", "x.json"])
     assert args.overwrite is False
     seen = {}
 
@@ -136,14 +139,15 @@ def test_unlearn_cli_defaults_never_overwrite_and_never_trust_remote_code(tmp_pa
         seen.update(kwargs)
         raise Loaded
 
-    monkeypatch.setattr(models, "load_lvlm", fake_load)
-    monkeypatch.setattr(unlearn, "load_lvlm", fake_load, raising=False)
+    monkeypatch.setattr(cli, "load_lvlm", fake_load)
     from pubg_lib.config import smoke_configs
-    from pubg_lib.data import EntityDataset
+    from pubg_lib.entities import EntityDataset
 
     folder = EntityDataset.from_world(smoke_configs()[0]).export(tmp_path / "photos")
     config = tmp_path / "run.json"
-    config.write_text(json.dumps({"model": "m", "data": str(folder), "forget": ["p000"], "out_dir": str(tmp_path / "r")}))
+    config.write_text(
+        json.dumps({"model": "m", "data": str(folder), "forget": ["p000"], "out_dir": str(tmp_path / "r")})
+    )
     with pytest.raises(Loaded):
-        unlearn.run_from_config(config)
+        cli.run_from_config(config)
     assert seen["trust_remote_code"] is False

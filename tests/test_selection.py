@@ -1,10 +1,11 @@
 """Which photos and people each step uses, and how choices are made at their boundaries."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pubg_lib import prompts, sweep
-from pubg_lib.data import make_splits, recognition_filter
+from pubg_lib.entities import make_splits, recognition_filter
 from pubg_lib.metrics.leakage import leaked_facts
 from pubg_lib.reference import build_unlearning_data
 
@@ -19,9 +20,9 @@ def test_unlearning_trains_on_seen_photos_of_the_forget_and_retain_people(smoke_
     con = smoke_construction
     split = con.split(2)
     photos = con.dataset.photos.set_index("photo_id")
-    assert set(photos.loc[data.forget["photo_id"], "split"]) == {"seen"}
+    assert set(photos.loc[data.forget["photo_id"], "photo_split"]) == {"seen"}
     assert set(photos.loc[data.forget["photo_id"], "person_id"]) == set(split.forget)
-    assert set(photos.loc[data.retain["photo_id"], "split"]) == {"seen"}
+    assert set(photos.loc[data.retain["photo_id"], "photo_split"]) == {"seen"}
     assert set(photos.loc[data.retain["photo_id"], "person_id"]) == set(split.retain)
     assert len(data.forget) == len(con.dataset.photos_of(split.forget, ["seen"]))
 
@@ -52,9 +53,9 @@ def test_experiments_score_unseen_test_photos_and_retain_test_photos(smoke_const
     split = con.split(2)
     ids = experiment.photos(split)
     photos = con.dataset.photos.set_index("photo_id")
-    assert set(photos.loc[ids["seen"], "split"]) == {"seen"}
-    assert set(photos.loc[ids["unseen"], "split"]) == {"test"}
-    assert set(photos.loc[ids["retain"], "split"]) == {"test"}
+    assert set(photos.loc[ids["seen"], "photo_split"]) == {"seen"}
+    assert set(photos.loc[ids["unseen"], "photo_split"]) == {"test"}
+    assert set(photos.loc[ids["retain"], "photo_split"]) == {"test"}
     assert set(photos.loc[ids["retain"], "person_id"]) <= set(split.retain)
     assert set(photos.loc[ids["unseen"], "person_id"]) <= set(split.forget)
 
@@ -65,27 +66,37 @@ def _trials(rows):
 
 
 def test_sweep_ties_break_by_retain_then_fewer_steps():
-    chosen = sweep.choose(_trials([
-        ("PUBG", "a", True, 1.0, 0.92, 0.9, 60),
-        ("PUBG", "b", True, 1.0, 0.95, 0.9, 60),  # same informativeness, better retain: chosen over a
-        ("PUBG", "c", True, 1.0, 0.95, 0.9, 30),  # ... and the same retain in fewer steps: chosen over b
-    ]))
+    chosen = sweep.choose(
+        _trials(
+            [
+                ("PUBG", "a", True, 1.0, 0.92, 0.9, 60),
+                ("PUBG", "b", True, 1.0, 0.95, 0.9, 60),  # same informativeness, better retain: chosen over a
+                ("PUBG", "c", True, 1.0, 0.95, 0.9, 30),  # ... and the same retain in fewer steps: chosen over b
+            ]
+        )
+    )
     assert chosen.loc["PUBG", "trial"] == "c"
 
 
 def test_sweep_thresholds_are_inclusive_and_nan_is_never_feasible():
-    chosen = sweep.choose(_trials([
-        ("GD", "at", True, 0.95, 0.90, 0.5, 30),  # exactly at both thresholds: feasible
-        ("GD", "nan", True, np.nan, 1.0, 0.99, 30),  # unknown USR is not feasible, however informative
-    ]))
+    chosen = sweep.choose(
+        _trials(
+            [
+                ("GD", "at", True, 0.95, 0.90, 0.5, 30),  # exactly at both thresholds: feasible
+                ("GD", "nan", True, np.nan, 1.0, 0.99, 30),  # unknown USR is not feasible, however informative
+            ]
+        )
+    )
     assert chosen.loc["GD", "trial"] == "at" and chosen.loc["GD", "rule"].startswith("feasible")
     none = sweep.choose(_trials([("NPO", "x", True, np.nan, np.nan, 0.9, 30), ("NPO", "y", True, 0.2, 0.3, 0.1, 30)]))
     assert none.loc["NPO", "trial"] == "y"  # NaN counts as 0 in the trade-off
 
 
 def test_recognition_filter_keeps_a_person_exactly_at_the_threshold():
-    table = pd.DataFrame([("a1", "a", True, True, "a"), ("a2", "a", True, False, ""), ("b1", "b", True, False, "")],
-                         columns=["photo_id", "person_id", "trained", "named_correctly", "named_ids"])
+    table = pd.DataFrame(
+        [("a1", "a", True, True, "a"), ("a2", "a", True, False, ""), ("b1", "b", True, False, "")],
+        columns=["photo_id", "person_id", "trained", "named_correctly", "named_ids"],
+    )
     out = recognition_filter(table, min_share=0.5).set_index("person_id")
     assert out.loc["a", "kept"] and not out.loc["b", "kept"]
     assert not recognition_filter(table, min_share=0.51).set_index("person_id").loc["a", "kept"]

@@ -1,4 +1,5 @@
 """The specificity sweep: equal budgets, val-only selection, resumable trials, one stated selection rule."""
+
 import json
 
 import pandas as pd
@@ -30,17 +31,13 @@ def test_selection_never_uses_a_test_photo(smoke_construction, data):
     con = smoke_construction
     split = con.split(2)
     forget, retain = sweep.selection_photos(con.dataset, split)
-    splits = set(con.dataset.photos.set_index("photo_id").loc[forget + retain, "split"])
+    splits = set(con.dataset.photos.set_index("photo_id").loc[forget + retain, "photo_split"])
     assert splits == {"val"}
     cfg = UnlearnConfig(method="PUBG", steps=2, forget_batch=2, retain_batch=2)
     sweep.run_trial(con.lvlm, con.dataset, data, cfg, forget, retain, 1.0, checkpoints=1)
-    from pubg_lib import paths
-    from pubg_lib.config import fingerprint
-    from pubg_lib.reference import settings_key
-
-    record = json.loads((paths.CACHE / "sweeps" / settings_key(data.settings) / f"PUBG-{fingerprint(cfg)}.json").read_text())
+    record = json.loads(sweep.trial_path(data, cfg).read_text())
     used = set(record["forget_photos"]) | set(record["retain_photos"])
-    test_photos = set(con.dataset.photos.loc[con.dataset.photos["split"] == "test", "photo_id"])
+    test_photos = set(con.dataset.photos.loc[con.dataset.photos["photo_split"] == "test", "photo_id"])
     assert used and not used & test_photos
 
 
@@ -65,14 +62,16 @@ def _trials(rows):
 
 
 def test_choose_prefers_the_most_informative_feasible_trial():
-    t = _trials([
-        ("PUBG", "a", True, 1.0, 0.95, 0.80, 30),
-        ("PUBG", "b", True, 0.96, 0.91, 0.90, 60),  # feasible and more informative: chosen
-        ("PUBG", "c", True, 0.50, 1.00, 0.99, 30),  # most informative but leaks
-        ("PUBG", "b", False, 0.2, 0.99, 0.99, 30),  # a checkpoint, not a final: ignored
-        ("GA", "d", True, 0.90, 0.60, 0.90, 30),
-        ("GA", "e", True, 1.00, 0.00, 0.00, 30),  # none feasible: best USR + retain is d (1.5 > 1.0)
-    ])
+    t = _trials(
+        [
+            ("PUBG", "a", True, 1.0, 0.95, 0.80, 30),
+            ("PUBG", "b", True, 0.96, 0.91, 0.90, 60),  # feasible and more informative: chosen
+            ("PUBG", "c", True, 0.50, 1.00, 0.99, 30),  # most informative but leaks
+            ("PUBG", "b", False, 0.2, 0.99, 0.99, 30),  # a checkpoint, not a final: ignored
+            ("GA", "d", True, 0.90, 0.60, 0.90, 30),
+            ("GA", "e", True, 1.00, 0.00, 0.00, 30),  # none feasible: best USR + retain is d (1.5 > 1.0)
+        ]
+    )
     chosen = sweep.choose(t)
     assert chosen.loc["PUBG", "trial"] == "b" and chosen.loc["PUBG", "rule"].startswith("feasible")
     assert chosen.loc["GA", "trial"] == "d" and chosen.loc["GA", "rule"].startswith("none feasible")
@@ -80,20 +79,29 @@ def test_choose_prefers_the_most_informative_feasible_trial():
 
 def test_write_settings_is_idempotent(tmp_path):
     path = tmp_path / "methods.json"
-    path.write_text(json.dumps({"version": 3, "note": "x", "common": {"steps": 30, "gamma": 8.0},
-                                "methods": {"PUBG": {}}}))
+    path.write_text(
+        json.dumps({"version": 3, "note": "x", "common": {"steps": 30, "gamma": 8.0}, "methods": {"PUBG": {}}})
+    )
     cfg = {"method": "PUBG", "learning_rate": 0.003, "steps": 60, "gamma": 8.0, "lam": 1.0, "retain_loss": "nll"}
     sweep.write_settings({"PUBG": cfg}, note="chosen", path=path)
     first = json.loads(path.read_text())
-    assert first["version"] == 4 and first["methods"]["PUBG"] == {"learning_rate": 0.003, "steps": 60, "lam": 1.0,
-                                                                   "retain_loss": "nll"}
+    assert first["version"] == 4 and first["methods"]["PUBG"] == {
+        "learning_rate": 0.003,
+        "steps": 60,
+        "lam": 1.0,
+        "retain_loss": "nll",
+    }
     sweep.write_settings({"PUBG": cfg}, note="chosen", path=path)
     assert json.loads(path.read_text()) == first
 
 
 def test_a_custom_grid_may_name_any_setting_and_drops_what_a_method_does_not_use():
-    grid = {"learning_rate": [1e-3, 3e-3], "lam": [1.0, 3.0], "retain_loss": ["nll", "kl"],
-            "lora_targets": [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"]]}
+    grid = {
+        "learning_rate": [1e-3, 3e-3],
+        "lam": [1.0, 3.0],
+        "retain_loss": ["nll", "kl"],
+        "lora_targets": [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"]],
+    }
     assert set(sweep.method_grid("PUBG", grid)) == set(grid)
     assert set(sweep.method_grid("GD", grid)) == {"learning_rate", "retain_loss", "lora_targets"}
     assert set(sweep.method_grid("GA", grid)) == {"learning_rate", "lora_targets"}

@@ -1,11 +1,13 @@
 """The unlearning loop: registry, refusals of bad settings, determinism, saving, divergence handling."""
+
 import pytest
 import torch
 
 from pubg_lib import methods
 from pubg_lib.config import ConfigError
 from pubg_lib.reference import build_unlearning_data
-from pubg_lib.unlearn import UnlearnConfig, UnlearningDiverged, load_run, unlearn
+from pubg_lib.runs import RunError, cached_run, load_run, run_dir, train_and_save
+from pubg_lib.unlearn import UnlearnConfig, UnlearningDiverged, unlearn
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,13 @@ def test_unknown_instruction_is_refused(smoke_construction):
 def test_every_method_runs_and_leaves_the_original_untouched(method, smoke_construction, unlearning_data):
     con = smoke_construction
     before = {k: v.clone() for k, v in con.lvlm.model.state_dict().items()}
-    run = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg(method, retain_loss="kl" if method == "BG" else "nll"),
-                  progress=False)
+    run = unlearn(
+        con.lvlm,
+        con.dataset,
+        unlearning_data,
+        _cfg(method, retain_loss="kl" if method == "BG" else "nll"),
+        progress=False,
+    )
     dyn = run.dynamics
     assert len(dyn) == 4 and dyn["total"].iloc[:3].notna().all()
     assert {"forget_logprob", "retain_logprob", "grad_norm"} <= set(dyn.columns)
@@ -64,8 +71,8 @@ def test_every_method_runs_and_leaves_the_original_untouched(method, smoke_const
 
 def test_same_seed_gives_identical_adapter_and_dynamics(smoke_construction, unlearning_data, tmp_path):
     con = smoke_construction
-    a = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg(), out_dir=tmp_path / "a", progress=False)
-    b = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg(), out_dir=tmp_path / "b", progress=False)
+    a = train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg(), tmp_path / "a", progress=False)
+    b = train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg(), tmp_path / "b", progress=False)
     cols = [c for c in a.dynamics.columns if c != "step_seconds"]
     assert a.dynamics[cols].equals(b.dynamics[cols])
     sa, sb = a.lvlm.model.state_dict(), b.lvlm.model.state_dict()
@@ -76,7 +83,7 @@ def test_same_seed_gives_identical_adapter_and_dynamics(smoke_construction, unle
 
 def test_run_is_saved_loaded_and_never_overwritten(smoke_construction, unlearning_data, tmp_path):
     con = smoke_construction
-    run = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=tmp_path / "r", progress=False)
+    run = train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), tmp_path / "r", progress=False)
     assert (tmp_path / "r" / "adapter" / "adapter_model.safetensors").exists()
     assert run.record["method"] == "GA" and run.record["data_hash"] == con.dataset.fingerprint()
     loaded = load_run(con.lvlm, tmp_path / "r")
@@ -84,7 +91,7 @@ def test_run_is_saved_loaded_and_never_overwritten(smoke_construction, unlearnin
     with torch.no_grad():
         assert torch.allclose(loaded.lvlm.model(**batch).logits, run.lvlm.model(**batch).logits)
     with pytest.raises(FileExistsError, match="finished run"):
-        unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=tmp_path / "r", progress=False)
+        train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), tmp_path / "r", progress=False)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_last_good_adapter(smoke_construction, unlearning_data, tmp_path):
@@ -100,8 +107,9 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_last_good_adapter(smoke_con
         calls["n"] += 1
 
     with pytest.raises(UnlearningDiverged, match="step 2"):
-        unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=tmp_path / "n", progress=False,
-                step_callback=poison)
+        train_and_save(
+            con.lvlm, con.dataset, unlearning_data, _cfg("GA"), tmp_path / "n", progress=False, step_callback=poison
+        )
     from safetensors.torch import load_file
 
     state = load_file(tmp_path / "n" / "adapter_last_good" / "adapter_model.safetensors")
@@ -110,12 +118,12 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_last_good_adapter(smoke_con
 
 def test_cached_teacher_equals_the_recomputed_teacher(smoke_construction, unlearning_data):
     """The cache holds exactly what running the prompted original model would give inside the loop."""
-    from pubg_lib.unlearn import Trainer
+    from pubg_lib.unlearn import UnlearningLoop
 
     con = smoke_construction
     cfg = _cfg("PUBG")
-    cached = Trainer(con.lvlm, con.dataset, unlearning_data, cfg)
-    fresh = Trainer(con.lvlm, con.dataset, unlearning_data, cfg, teacher="recompute")
+    cached = UnlearningLoop(con.lvlm, con.dataset, unlearning_data, cfg)
+    fresh = UnlearningLoop(con.lvlm, con.dataset, unlearning_data, cfg, teacher="recompute")
     f_idx, r_idx = [0, 1], [0, 1]
     with torch.no_grad():
         a, b = cached.loss_terms(f_idx, r_idx), fresh.loss_terms(f_idx, r_idx)
@@ -140,8 +148,14 @@ def test_shared_example_cache_changes_nothing(smoke_construction, unlearning_dat
 
 def test_a_collapsed_run_is_saved_and_says_so(smoke_construction, unlearning_data, tmp_path):
     con = smoke_construction
-    wild = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA", learning_rate=5.0, steps=4, max_grad_norm=0.0),
-                   out_dir=tmp_path / "wild", progress=False)
+    wild = train_and_save(
+        con.lvlm,
+        con.dataset,
+        unlearning_data,
+        _cfg("GA", learning_rate=5.0, steps=4, max_grad_norm=0.0),
+        tmp_path / "wild",
+        progress=False,
+    )
     assert wild.record["diagnostics"]["collapsed"], wild.record["diagnostics"]
     assert (tmp_path / "wild" / "run.json").exists()
     calm = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("PUBG", learning_rate=1e-4, steps=2), progress=False)
@@ -149,20 +163,20 @@ def test_a_collapsed_run_is_saved_and_says_so(smoke_construction, unlearning_dat
 
 
 def test_overwrite_replaces_the_whole_run_and_a_mixed_run_is_refused(smoke_construction, unlearning_data, tmp_path):
-    from pubg_lib.unlearn import RunError, cached_run, run_dir
-
     con = smoke_construction
     out = tmp_path / "r"
-    unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out_dir=out, progress=False)
+    train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), out, progress=False)
     (out / "stray.txt").write_text("left by someone")
-    second = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA", seed=3), out_dir=out, overwrite=True,
-                     progress=False)
+    second = train_and_save(
+        con.lvlm, con.dataset, unlearning_data, _cfg("GA", seed=3), out, overwrite=True, progress=False
+    )
     assert not (out / "stray.txt").exists() and second.record["seed"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left behind
     # an adapter from another run beside this run.json: refused by name, not silently loaded
-    other = unlearn(con.lvlm, con.dataset, unlearning_data, _cfg("GA", seed=4), out_dir=tmp_path / "o", progress=False)
+    other = train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg("GA", seed=4), tmp_path / "o", progress=False)
     (out / "adapter" / "adapter_model.safetensors").write_bytes(
-        (other.out_dir / "adapter" / "adapter_model.safetensors").read_bytes())
+        (other.out_dir / "adapter" / "adapter_model.safetensors").read_bytes()
+    )
     with pytest.raises(RunError, match="does not match"):
         load_run(con.lvlm, out)
     # a damaged cache entry is trained again rather than trusted

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pubg_lib.config import ConfigError, WorldConfig
-from pubg_lib.data import EntityDataset
+from pubg_lib.entities import EntityDataset
 from pubg_lib.metrics.leakage import names_person
 from pubg_lib.world import IDENTITY_FEATURES
 
@@ -34,7 +34,7 @@ def test_default_world_sizes_and_identity_distance():
     roles = ds.people["role"].value_counts()
     assert roles["known"] >= 40 and roles["never_seen"] >= 10 and roles.get("anonymous", 0) >= 0
     assert (ds.people["trained"] == (ds.people["role"] == "known")).all()
-    counts = ds.photos.groupby(["person_id", "split"]).size().unstack()
+    counts = ds.photos.groupby(["person_id", "photo_split"]).size().unstack()
     assert (counts["seen"] >= 10).all() and ((counts["val"] + counts["test"]) >= 5).all()
     feats = ds.people[list(IDENTITY_FEATURES)].to_numpy()
     for i, j in itertools.combinations(range(len(feats)), 2):
@@ -44,7 +44,7 @@ def test_default_world_sizes_and_identity_distance():
 
 def test_identity_is_constant_and_photo_attributes_vary(smoke_world):
     ds = smoke_world
-    for person_id, grp in ds.photos.groupby("person_id"):
+    for _, grp in ds.photos.groupby("person_id"):
         assert grp["clothing_color"].nunique() + grp["background"].nunique() > 2
         attrs = [ds.attributes(p) for p in grp["photo_id"]]
         assert all(a["hair_color"] == attrs[0]["hair_color"] for a in attrs)

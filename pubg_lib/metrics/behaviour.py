@@ -1,4 +1,5 @@
 """Surface properties of an answer: is it degenerate? (Lower degenerate rate is better.)"""
+
 from __future__ import annotations
 
 from .leakage import words
@@ -33,8 +34,11 @@ def max_bigram_count(answer: str) -> int:
 def is_repetitive(answer: str, min_ratio: float = 0.6, max_bigram: int = 2, max_run: int = 2) -> bool:
     """Repetition as in model collapse: a low share of distinct bigrams, a bigram said more than `max_bigram`
     times, or one word said more than `max_run` times back to back. A fluent world answer passes all three."""
-    return ((len(words(answer)) >= 6 and distinct_bigram_ratio(answer) < min_ratio)
-            or max_bigram_count(answer) > max_bigram or longest_run(answer) > max_run)
+    return (
+        (len(words(answer)) >= 6 and distinct_bigram_ratio(answer) < min_ratio)
+        or max_bigram_count(answer) > max_bigram
+        or longest_run(answer) > max_run
+    )
 
 
 def is_degenerate(answer: str) -> bool:

@@ -5,16 +5,19 @@ reads it too)::
 
     root/
       people.csv        one row per person: person_id, name, and private facts (profession, birthplace, ...)
-      metadata.csv      one row per photo: file_name (relative to root), person_id, split (seen|val|test),
+      metadata.csv      one row per photo: file_name (relative to root), person_id, photo_split (seen|val|test),
                         optionally ground-truth visual attributes
       p000/p000_00.png  the photos
 
-This layout is how a user brings a real celebrity photo set: the loader below is the real-data path.
+This layout is how a user brings a real celebrity photo set: the loader below is the real-data path. (Folders
+written before `photo_split` was named so may call the column `split`; it is read as `photo_split`.)
+
+Two kinds of split, two names: a photo's `photo_split` (seen, val, test) and the people's `Split` (forget, retain).
 """
+
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import re
 import shutil
@@ -25,17 +28,18 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from .cache import digest
 from .config import WorldConfig
 from .io import atomic_write_bytes, staging_dir, write_csv
-from .world import SPLITS
+from .world import PHOTO_SPLITS
 from .world import text as world_text
 from .world.attributes import IDENTITY_FEATURES
-from .world.entities import sample_people, sample_photos
 from .world.render import render_photo
+from .world.sampling import sample_people, sample_photos
 
 PEOPLE_REQUIRED = ("person_id", "name")
 PRIVATE_FACT_COLUMNS = ("first_name", "last_name", "profession", "birthplace")
-METADATA_REQUIRED = ("file_name", "person_id", "split")
+METADATA_REQUIRED = ("file_name", "person_id", "photo_split")
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # ids become file names on export
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before they are decoded
 
@@ -48,7 +52,7 @@ class DataError(ValueError):
 class EntityDataset:
     """People, their photos and a way to get each photo's image.
 
-    `people` has at least `person_id`, `name`, `trained`; `photos` has `photo_id`, `person_id`, `split`.
+    `people` has at least `person_id`, `name`, `trained`; `photos` has `photo_id`, `person_id`, `photo_split`.
     World datasets also carry every identity feature and photo attribute (the ground truth of the oracle judge).
     """
 
@@ -61,7 +65,7 @@ class EntityDataset:
         self.people = self.people.reset_index(drop=True)
         self.photos = self.photos.reset_index(drop=True)
         _require(self.people, PEOPLE_REQUIRED, "people table")
-        _require(self.photos, ("photo_id", "person_id", "split"), "photo table")
+        _require(self.photos, ("photo_id", "person_id", "photo_split"), "photo table")
         if "trained" not in self.people:
             self.people["trained"] = True
         if "role" not in self.people:
@@ -76,9 +80,9 @@ class EntityDataset:
         unknown = sorted(set(self.photos["person_id"]) - set(self.people["person_id"]))
         if unknown:
             raise DataError(f"photos refer to unknown person(s) {unknown[:5]} not in the people table")
-        bad = sorted(set(self.photos["split"]) - set(SPLITS))
+        bad = sorted(set(self.photos["photo_split"]) - set(PHOTO_SPLITS))
         if bad:
-            raise DataError(f"unknown split value(s) {bad}; expected one of {SPLITS}")
+            raise DataError(f"unknown photo_split value(s) {bad}; expected one of {PHOTO_SPLITS}")
         self._images: dict[str, Image.Image] = {}
 
     # ---- construction -------------------------------------------------------------------------
@@ -102,7 +106,7 @@ class EntityDataset:
         if not root.is_dir():
             raise DataError(f"no dataset folder at {root}")
         people = _read_table(root / "people.csv", PEOPLE_REQUIRED)
-        meta = _read_table(root / "metadata.csv", METADATA_REQUIRED)
+        meta = _read_table(root / "metadata.csv", METADATA_REQUIRED, renamed={"split": "photo_split"})
         if "trained" in people:
             people["trained"] = _parse_flags(people["trained"], root / "people.csv", "trained")
         for file_name, line in zip(meta["file_name"], _lines(meta)):
@@ -110,8 +114,11 @@ class EntityDataset:
         _unique(meta["file_name"], root / "metadata.csv", "file_name")
         if "photo_id" not in meta:
             meta["photo_id"] = meta["file_name"].map(lambda f: PurePosixPath(f).stem)
-            _unique(meta["photo_id"], root / "metadata.csv", "photo_id (the file stem; add a photo_id column to "
-                                                             "tell photos with the same file stem apart)")
+            _unique(
+                meta["photo_id"],
+                root / "metadata.csv",
+                "photo_id (the file stem; add a photo_id column to tell photos with the same file stem apart)",
+            )
         else:
             _unique(meta["photo_id"], root / "metadata.csv", "photo_id")
         _unique(people["person_id"], root / "people.csv", "person_id")
@@ -129,8 +136,10 @@ class EntityDataset:
         for column, frame in (("person_id", self.people), ("photo_id", self.photos)):
             bad = [v for v in frame[column] if not SAFE_ID.fullmatch(str(v))]
             if bad:
-                raise DataError(f"cannot export {column} {bad[:3]}: ids become file names and may hold only letters, "
-                                f"digits, '_', '-' and '.', starting with a letter or digit")
+                raise DataError(
+                    f"cannot export {column} {bad[:3]}: ids become file names and may hold only letters, "
+                    f"digits, '_', '-' and '.', starting with a letter or digit"
+                )
         photos = self.photos.copy()
         photos.insert(0, "file_name", [f"{p}/{q}.png" for p, q in zip(photos["person_id"], photos["photo_id"])])
         tmp = staging_dir(root)
@@ -157,8 +166,10 @@ class EntityDataset:
             with Image.open(path) as im:
                 width, height = im.size  # read from the header, before any pixel is decoded
                 if width * height > MAX_IMAGE_PIXELS:
-                    raise DataError(f"image {path} is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
-                                    "allowed (EntityDataset.MAX_IMAGE_PIXELS); resize it first")
+                    raise DataError(
+                        f"image {path} is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                        "allowed (EntityDataset.MAX_IMAGE_PIXELS); resize it first"
+                    )
                 im.load()
                 return im.convert("RGB")
         except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
@@ -196,17 +207,18 @@ class EntityDataset:
             raise KeyError(f"unknown photo {photo_id!r}")
         return self.photos.iloc[self._photo_index[photo_id]].to_dict()
 
-    def photos_of(self, person_ids, splits=SPLITS) -> pd.DataFrame:
+    def photos_of(self, person_ids, photo_splits=PHOTO_SPLITS) -> pd.DataFrame:
         person_ids = list(person_ids)
         for p in person_ids:
             self.person(p)  # raises on an unknown person
-        sel = self.photos["person_id"].isin(person_ids) & self.photos["split"].isin(list(splits))
+        sel = self.photos["person_id"].isin(person_ids) & self.photos["photo_split"].isin(list(photo_splits))
         return self.photos[sel]
 
     @property
     def has_attributes(self) -> bool:
         return all(c in self.photos for c in ("clothing_color", "background")) and all(
-            c in self.people for c in IDENTITY_FEATURES)
+            c in self.people for c in IDENTITY_FEATURES
+        )
 
     def attributes(self, photo_id: str) -> dict:
         """Ground-truth identity features + photo attributes of one photo (world datasets only)."""
@@ -223,14 +235,15 @@ class EntityDataset:
         person = self.person(row["person_id"])
         if self.has_attributes:
             return world_text.identity_answer(person, self.attributes(photo_id))
-        return world_text.private_facts(person) if all(c in person for c in PRIVATE_FACT_COLUMNS) else f"this is {person['name']} ."
+        return (
+            world_text.private_facts(person)
+            if all(c in person for c in PRIVATE_FACT_COLUMNS)
+            else f"this is {person['name']} ."
+        )
 
     def fingerprint(self) -> str:
         """A hash of the tables (and so of every rendered photo): names caches and run records."""
-        h = hashlib.sha256()
-        h.update(self.people.to_csv(index=False).encode())
-        h.update(self.photos.to_csv(index=False).encode())
-        return h.hexdigest()[:16]
+        return digest({"people": self.people.to_csv(index=False), "photos": self.photos.to_csv(index=False)})
 
 
 def _require(frame: pd.DataFrame, columns, what: str) -> None:
@@ -239,9 +252,9 @@ def _require(frame: pd.DataFrame, columns, what: str) -> None:
         raise DataError(f"{what} is missing column(s) {missing}; it has {list(frame.columns)}")
 
 
-def _read_table(path: Path, required) -> pd.DataFrame:
+def _read_table(path: Path, required, renamed: dict[str, str] | None = None) -> pd.DataFrame:
     """A CSV read as text only (no type guessing: the same frame under pandas 2 and 3), every required cell
-    filled (an empty one is reported with its line)."""
+    filled (an empty one is reported with its line). `renamed` maps legacy column names to current ones."""
     if not path.is_file():
         raise DataError(f"missing table {path}")
     try:
@@ -249,6 +262,7 @@ def _read_table(path: Path, required) -> pd.DataFrame:
     except Exception as err:  # pandas raises several types for malformed CSV
         raise DataError(f"cannot read {path}: {err}") from err
     frame = frame.astype(object)  # plain Python strings, whatever pandas' default string dtype
+    frame = frame.rename(columns={old: new for old, new in (renamed or {}).items() if new not in frame})
     _require(frame, required, str(path))
     if frame.empty:
         raise DataError(f"{path} has no rows")
@@ -293,29 +307,6 @@ def _inside(root: Path, file_name: str, where: str) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Dataset construction as in the paper: keep only people the original model recognises, then forget/retain sets
-# ---------------------------------------------------------------------------------------------------------------
-def ask_identity(lvlm, dataset: EntityDataset, photo_ids, query: str | None = None, progress: bool = True,
-                 max_new_tokens: int = 40) -> pd.DataFrame:
-    """The model's answer to the identity query for each photo, and whom it names (scored by
-    `evaluate.answer_table`, the one place answers are scored)."""
-    from . import prompts
-    from .evaluate import answer_table
-    from .metrics.leakage import named_people
-
-    table = answer_table(lvlm, dataset, list(photo_ids), query or prompts.PAPER_QUERY, progress=progress,
-                         max_new_tokens=max_new_tokens)
-    people = dataset.people.to_dict("records")
-    persons = [dataset.person(p) for p in table["person_id"]]
-    return pd.DataFrame({
-        "photo_id": table["photo_id"], "person_id": table["person_id"], "split": table["split"],
-        "trained": [bool(p["trained"]) for p in persons], "role": [p.get("role", "known") for p in persons],
-        "answer": table["answer"], "named_correctly": table["names_person"],
-        "named_ids": [",".join(named_people(a, people)) for a in table["answer"]],
-    })
-
-
 def recognition_filter(identity_answers: pd.DataFrame, min_share: float = 0.6) -> pd.DataFrame:
     """Per person: share of photos named correctly, whether the person is kept, and why.
 
@@ -333,12 +324,20 @@ def recognition_filter(identity_answers: pd.DataFrame, min_share: float = 0.6) -
             reason = f"named correctly on {int(grp['named_correctly'].sum())}/{len(grp)} photos"
         elif others:
             top = pd.Series(others).value_counts()
-            reason = f"named correctly on {int(grp['named_correctly'].sum())}/{len(grp)}; mistaken for {top.index[0]} ({top.iloc[0]}x)"
+            named = f"named correctly on {int(grp['named_correctly'].sum())}/{len(grp)}"
+            reason = f"{named}; mistaken for {top.index[0]} ({top.iloc[0]}x)"
         else:
             reason = f"named correctly on {int(grp['named_correctly'].sum())}/{len(grp)}; no name given"
-        rows.append({"person_id": person_id, "trained": bool(grp["trained"].iloc[0]),
-                     "role": grp["role"].iloc[0] if "role" in grp else "known", "recognition_share": share,
-                     "kept": kept, "reason": reason})
+        rows.append(
+            {
+                "person_id": person_id,
+                "trained": bool(grp["trained"].iloc[0]),
+                "role": grp["role"].iloc[0] if "role" in grp else "known",
+                "recognition_share": share,
+                "kept": kept,
+                "reason": reason,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -368,11 +367,13 @@ class Split:
         unknown = [p for p in (*self.forget, *self.retain) if p not in known]
         if unknown:
             raise DataError(f"unknown person id(s) {unknown[:5]}; ids look like {sorted(known)[:3]}")
-        seen = set(dataset.photos.loc[dataset.photos["split"] == "seen", "person_id"])
+        seen = set(dataset.photos.loc[dataset.photos["photo_split"] == "seen", "person_id"])
         without = [p for p in self.forget if p not in seen]
         if without:
-            raise DataError(f"forget person(s) {without} have no seen photo (split 'seen'): unlearning trains on seen "
-                            "photos, so they cannot be unlearned")
+            raise DataError(
+                f"forget person(s) {without} have no seen photo (photo_split 'seen'): unlearning trains on seen "
+                "photos, so they cannot be unlearned"
+            )
 
 
 def make_splits(kept_ids, sizes=(5, 10, 20), seed: int = 0) -> dict[int, Split]:
@@ -384,65 +385,11 @@ def make_splits(kept_ids, sizes=(5, 10, 20), seed: int = 0) -> dict[int, Split]:
     return {n: Split(tuple(sorted(order[:n])), tuple(sorted(order[n:]))) for n in sorted(sizes)}
 
 
-@dataclasses.dataclass
-class Construction:
-    """Everything notebook 01 builds and later notebooks start from."""
-
-    dataset: EntityDataset
-    lvlm: object
-    pretrain_record: dict
-    identity_answers: pd.DataFrame  # the original model's answers on every photo of every person
-    recognition: pd.DataFrame  # per person: the filter's decision and reason (on unseen photos)
-    splits: dict[int, Split]
-    min_share: float
-    model_dir: Path  # where the original model and its pretraining log are cached
-
-    @property
-    def pretrain_log(self) -> pd.DataFrame:
-        return pd.read_csv(self.model_dir / "pretrain_log.csv")
-
-    @property
-    def kept(self) -> list[str]:
-        return self.recognition.loc[self.recognition["kept"], "person_id"].tolist()
-
-    def split(self, n_forget: int) -> Split:
-        if n_forget not in self.splits:
-            raise KeyError(f"no forget set of size {n_forget}; built sizes are {sorted(self.splits)}")
-        return self.splits[n_forget]
-
-
-def construct(world_cfg=None, model_cfg=None, *, min_share: float = 0.6, forget_sizes=(5, 10, 20),
-              split_seed: int = 0, progress: bool = True) -> Construction:
-    """The paper's dataset construction on the embedded world: pretrain (or load) the original model, ask it about
-    every photo, keep the people it recognises on unseen photos, draw nested forget sets. Cached next to the model."""
-    from .config import TinyModelConfig
-    from .models import get_original_model, original_model_dir
-
-    world_cfg = world_cfg or WorldConfig()
-    model_cfg = model_cfg or TinyModelConfig()
-    dataset = EntityDataset.from_world(world_cfg)
-    lvlm, record = get_original_model(world_cfg, model_cfg, dataset=dataset, progress=progress)
-    model_dir = original_model_dir(world_cfg, model_cfg)
-    cache = model_dir / "identity_answers.csv"
-    if cache.exists():
-        answers = pd.read_csv(cache, dtype={"named_ids": str}, keep_default_na=False)
-        answers["named_correctly"] = answers["named_correctly"].astype(str) == "True"
-        answers["trained"] = answers["trained"].astype(str) == "True"
-    else:
-        answers = ask_identity(lvlm, dataset, dataset.photos["photo_id"], progress=progress)
-        write_csv(cache, answers)
-    recognition = recognition_filter(answers[answers["split"] != "seen"], min_share)
-    kept = recognition.loc[recognition["kept"], "person_id"]
-    splits = make_splits(kept, forget_sizes, split_seed)
-    return Construction(dataset, lvlm, record, answers, recognition, splits, min_share, model_dir)
-
-
 def recognition_by_split(identity_answers: pd.DataFrame) -> pd.DataFrame:
     """Per person: share of seen and of unseen (val + test) photos on which the model names them correctly."""
-    frame = identity_answers.assign(photos=np.where(identity_answers["split"] == "seen", "seen", "unseen"))
+    frame = identity_answers.assign(photos=np.where(identity_answers["photo_split"] == "seen", "seen", "unseen"))
     index = ["person_id", "trained"] + (["role"] if "role" in frame else [])
-    table = frame.pivot_table(index=index, columns="photos", values="named_correctly",
-                              aggfunc="mean").reset_index()
+    table = frame.pivot_table(index=index, columns="photos", values="named_correctly", aggfunc="mean").reset_index()
     table.columns.name = None
     return table
 
@@ -452,15 +399,19 @@ def recognition_summary(identity_answers: pd.DataFrame, recognition: pd.DataFram
     known people named correctly on seen and on unseen (val + test) photos, how many people the filter keeps, and
     the shares of never-seen and anonymous people it drops (1.0 when there are none)."""
     known = identity_answers[identity_answers["role"] == "known"]
-    unseen = known[known["split"] != "seen"]
-    seen = known[known["split"] == "seen"]
+    unseen = known[known["photo_split"] != "seen"]
+    seen = known[known["photo_split"] == "seen"]
 
     def dropped(role: str) -> float:
         group = recognition[recognition["role"] == role]
         return float((~group["kept"]).mean()) if len(group) else 1.0
 
-    return {"unseen_recognition_accuracy": float(unseen["named_correctly"].mean()),
-            "seen_recognition_accuracy": float(seen["named_correctly"].mean()),
-            "n_unseen_photos": len(unseen), "kept_people": int(recognition["kept"].sum()),
-            "known_people": int((recognition["role"] == "known").sum()),
-            "never_trained_dropped_share": dropped("never_seen"), "anonymous_dropped_share": dropped("anonymous")}
+    return {
+        "unseen_recognition_accuracy": float(unseen["named_correctly"].mean()),
+        "seen_recognition_accuracy": float(seen["named_correctly"].mean()),
+        "n_unseen_photos": len(unseen),
+        "kept_people": int(recognition["kept"].sum()),
+        "known_people": int((recognition["role"] == "known").sum()),
+        "never_trained_dropped_share": dropped("never_seen"),
+        "anonymous_dropped_share": dropped("anonymous"),
+    }

@@ -1,4 +1,5 @@
 """Sampling the people and photos of the entity world, deterministically from a seed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,9 @@ import pandas as pd
 from ..config import ConfigError, WorldConfig
 from .attributes import BIRTHPLACES, FIRST_NAMES, IDENTITY_FEATURES, LAST_NAMES, PHOTO_ATTRIBUTES, PROFESSIONS
 
-SPLITS = ("seen", "val", "test")
+# Photo splits: seen photos train the original model (and unlearning); val photos choose settings; test photos
+# are used only for the final evaluation. val and test together are the paper's "unseen" photos.
+PHOTO_SPLITS = ("seen", "val", "test")
 
 
 def sample_identities(n: int, min_distance: int, rng: np.random.Generator, max_tries: int = 200_000) -> list[dict]:
@@ -18,8 +21,10 @@ def sample_identities(n: int, min_distance: int, rng: np.random.Generator, max_t
     while len(chosen) < n:
         tries += 1
         if tries > max_tries:
-            raise ConfigError(f"could not place {n} people at identity distance >= {min_distance} "
-                              f"(placed {len(chosen)}); lower min_identity_distance or the number of people")
+            raise ConfigError(
+                f"could not place {n} people at identity distance >= {min_distance} "
+                f"(placed {len(chosen)}); lower min_identity_distance or the number of people"
+            )
         cand = tuple(int(rng.integers(len(IDENTITY_FEATURES[f]))) for f in names)
         if all(sum(a != b for a, b in zip(cand, c)) >= min_distance for c in chosen):
             chosen.append(cand)
@@ -41,36 +46,56 @@ def sample_people(cfg: WorldConfig, rng: np.random.Generator) -> pd.DataFrame:
             "last_name": LAST_NAMES[last[i]],
             "profession": PROFESSIONS[int(rng.integers(len(PROFESSIONS)))],
             "birthplace": BIRTHPLACES[int(rng.integers(len(BIRTHPLACES)))],
-            "role": "known" if i < cfg.n_trained else "anonymous" if i < cfg.n_trained + cfg.n_anonymous else "never_seen",
+            "role": "known"
+            if i < cfg.n_trained
+            else "anonymous"
+            if i < cfg.n_trained + cfg.n_anonymous
+            else "never_seen",
             "trained": i < cfg.n_trained,
             **identities[i],
         }
         person["name"] = f"{person['first_name']} {person['last_name']}"
         rows.append(person)
-    cols = ["person_id", "name", "first_name", "last_name", "profession", "birthplace", "role", "trained",
-            *IDENTITY_FEATURES]
+    cols = [
+        "person_id",
+        "name",
+        "first_name",
+        "last_name",
+        "profession",
+        "birthplace",
+        "role",
+        "trained",
+        *IDENTITY_FEATURES,
+    ]
     return pd.DataFrame(rows)[cols]
+
+
+GLASSES_SHARE = 0.3  # share of photos in which a person wears glasses
+HAT_SHARE = 0.25  # ... and a hat
 
 
 def sample_photos(cfg: WorldConfig, people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     counts = {"seen": cfg.n_seen, "val": cfg.n_val, "test": cfg.n_test}
+    clothing, background = PHOTO_ATTRIBUTES["clothing_color"], PHOTO_ATTRIBUTES["background"]
     rows = []
     for person_id in people["person_id"]:
         k = 0
-        for split in SPLITS:
-            for _ in range(counts[split]):
-                rows.append({
-                    "photo_id": f"{person_id}_{k:02d}",
-                    "person_id": person_id,
-                    "split": split,
-                    "clothing_color": PHOTO_ATTRIBUTES["clothing_color"][int(rng.integers(6))],
-                    "background": PHOTO_ATTRIBUTES["background"][int(rng.integers(5))],
-                    "glasses": "yes" if rng.random() < 0.3 else "no",
-                    "hat": "yes" if rng.random() < 0.25 else "no",
-                    "dx": round(float(rng.uniform(-0.04, 0.04)), 4),
-                    "dy": round(float(rng.uniform(-0.04, 0.04)), 4),
-                    "scale": round(float(rng.uniform(0.92, 1.08)), 4),
-                    "seed": int(rng.integers(2**31 - 1)),
-                })
+        for photo_split in PHOTO_SPLITS:
+            for _ in range(counts[photo_split]):
+                rows.append(
+                    {
+                        "photo_id": f"{person_id}_{k:02d}",
+                        "person_id": person_id,
+                        "photo_split": photo_split,
+                        "clothing_color": clothing[int(rng.integers(len(clothing)))],
+                        "background": background[int(rng.integers(len(background)))],
+                        "glasses": "yes" if rng.random() < GLASSES_SHARE else "no",
+                        "hat": "yes" if rng.random() < HAT_SHARE else "no",
+                        "dx": round(float(rng.uniform(-0.04, 0.04)), 4),
+                        "dy": round(float(rng.uniform(-0.04, 0.04)), 4),
+                        "scale": round(float(rng.uniform(0.92, 1.08)), 4),
+                        "seed": int(rng.integers(2**31 - 1)),
+                    }
+                )
                 k += 1
     return pd.DataFrame(rows)

@@ -1,0 +1,182 @@
+"""The paper's comparison: every method at its iso-privacy setting, judged by what it says afterwards.
+
+`compare` trains (or loads) each method's run on several forget-set draws and scores it on the forget people's
+unseen **test** photos (never used for training or for choosing settings), the retain people's test photos and
+the strangers' (never-seen people's) test photos. `main_table` gives one row per method with a 95% bootstrap
+interval for each rate (resampling draws, then photos within a draw) and its n; `paper_claims` states the paper's
+claims on that table, each with its numbers and whether it holds here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from . import paths
+from .construction import Construction
+from .entities import make_splits
+from .evaluate import score_tables, tfidf_scorer
+from .io import read_json
+from .metrics import rates
+from .metrics.behaviour import is_refusal
+from .reference import build_unlearning_data
+from .runs import cached_run, method_settings
+from .stats import bootstrap_interval
+from .unlearn import UnlearnConfig
+
+ISO_PRIVACY_SETTINGS = paths.SETTINGS / "iso_privacy.json"
+# Per-answer columns of the main table: forget-side rates on the forget people's test photos, then retain-side.
+FORGET_RATES = {
+    "usr": lambda t: (t["leaked_facts"] == "").astype(float),
+    "usr_name_only": lambda t: (~t["names_person"].astype(bool)).astype(float),
+    "tfidf_similarity": lambda t: t["tfidf_similarity"],
+    "clip_score": lambda t: t["clip_score"],
+    "judge_inform": lambda t: t["judge_inform"],
+    "judge_hall": lambda t: t["judge_hall"],
+    "refusal_rate": lambda t: (t["behaviour"] == "refusal").astype(float),
+    "degenerate_rate": lambda t: (t["behaviour"] == "degenerate").astype(float),
+    "hallucinated_identity_rate": lambda t: (t["behaviour"] == "hallucinated_identity").astype(float),
+    "grounded_rate": lambda t: (t["behaviour"] == "grounded_description").astype(float),
+}
+OTHER_RATES = {
+    "retain_recognition": ("retain", lambda t: t["names_person"].astype(float)),
+    "retain_refusal_rate": ("retain", lambda t: t["answer"].map(is_refusal).astype(float)),
+    "stranger_refusal_rate": ("stranger", lambda t: t["answer"].map(is_refusal).astype(float)),
+    "stranger_names_someone": ("stranger", lambda t: (t["names_person"] | t["names_other"]).astype(float)),
+}
+
+
+def iso_privacy_settings(**common) -> dict[str, UnlearnConfig]:
+    """Each method's iso-privacy setting (`data/settings/iso_privacy.json`, written by the sweep)."""
+    return method_settings(ISO_PRIVACY_SETTINGS, **common)
+
+
+def iso_privacy_reached() -> dict[str, bool]:
+    """Whether each method reached the privacy target on val photos when its setting was chosen."""
+    return read_json(ISO_PRIVACY_SETTINGS).get("selection", {}).get("reached", {})
+
+
+def compare(
+    con: Construction,
+    settings: dict[str, UnlearnConfig],
+    draws=(0, 1, 2),
+    n_forget: int = 5,
+    *,
+    clip=None,
+    extra: dict[str, UnlearnConfig] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Answer tables of the original model and of every method's run on each draw, stacked: one row per answer
+    with `method`, `draw` and `people` (forget, retain, stranger). `extra` adds runs under other labels (e.g. GA
+    at a higher learning rate)."""
+    dataset, lvlm = con.dataset, con.lvlm
+    tfidf = tfidf_scorer(dataset)
+    strangers = dataset.people.loc[dataset.people["role"] == "never_seen", "person_id"].tolist()
+    stranger_ids = dataset.photos_of(strangers, ["test"])["photo_id"].tolist()
+    runs = {**settings, **(extra or {})}
+    frames = []
+    for draw in draws:
+        split = make_splits(con.kept, [n_forget], draw)[n_forget]
+        data = build_unlearning_data(lvlm, dataset, split, model_id=str(con.model_dir), seed=draw, progress=False)
+        forget_ids = dataset.photos_of(split.forget, ["test"])["photo_id"].tolist()
+        retain_ids = dataset.photos_of(split.retain, ["test"])["photo_id"].tolist()
+        models = {"original": lvlm}
+        for label, cfg in runs.items():
+            models[label] = cached_run(lvlm, dataset, data, replace(cfg, seed=draw), progress=progress).lvlm
+        for label, model in models.items():
+            forget, retain = score_tables(model, dataset, forget_ids, retain_ids, tfidf=tfidf, clip=clip)
+            stranger, _ = score_tables(model, dataset, stranger_ids, [], tfidf=tfidf) if stranger_ids else (None, None)
+            for people, table in (("forget", forget), ("retain", retain), ("stranger", stranger)):
+                if table is not None and len(table):
+                    frames.append(table.assign(method=label, draw=draw, people=people))
+    return pd.concat(frames, ignore_index=True)
+
+
+def main_table(answers: pd.DataFrame, reached: dict[str, bool] | None = None, seed: int = 0) -> pd.DataFrame:
+    """One row per method: each rate's mean over all answers with its 95% bootstrap interval (`<rate>_ci_low`,
+    `<rate>_ci_high`; draws resampled, then answers within a draw) and n; retain recognition also relative to the
+    original model on the same photos. `reached`: whether each method reached the iso-privacy target on val."""
+    rows = []
+    original_retain = answers[(answers["method"] == "original") & (answers["people"] == "retain")]
+    base = rates.recognition(original_retain) if len(original_retain) else np.nan
+    for method, group in answers.groupby("method", sort=False):
+        row = {"method": method}
+        forget = group[group["people"] == "forget"]
+        for name, per_answer in FORGET_RATES.items():
+            try:
+                values = per_answer(forget).to_numpy(dtype=float)
+            except KeyError:  # a score this evaluation did not compute (no CLIP scorer)
+                continue
+            keep = ~np.isnan(values)  # TF-IDF is undefined for an answer with no known word
+            row[name] = float(values[keep].mean()) if keep.any() else np.nan
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = bootstrap_interval(
+                values[keep], groups=forget["draw"].to_numpy()[keep], seed=seed
+            )
+        for name, (people, per_answer) in OTHER_RATES.items():
+            part = group[group["people"] == people]
+            values = per_answer(part).to_numpy(dtype=float)
+            row[name] = float(values.mean()) if len(values) else np.nan
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = bootstrap_interval(
+                values, groups=part["draw"].to_numpy(), seed=seed
+            )
+        row["retain_recognition_relative"] = rates.retain_relative(row["retain_recognition"], base)
+        row["n_forget_answers"], row["n_draws"] = len(forget), forget["draw"].nunique()
+        row["reached_target"] = None if reached is None or method == "original" else bool(reached.get(method, False))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_claims(table: pd.DataFrame, pubg: str = "PUBG", ga_pushed: str | None = None) -> dict:
+    """The paper's claims at iso-privacy, each with the numbers it rests on and whether it holds here. A claim
+    about "the baselines" compares against every baseline present that reached the privacy target."""
+    t = table.set_index("method")
+    baselines = [m for m in ("GA", "GD", "NPO", "RANDOM", "REJECT") if m in t.index]
+    forgetting = [m for m in baselines if t.loc[m, "reached_target"]]
+
+    def num(method, col):
+        return {
+            "mean": float(t.loc[method, col]),
+            "ci": [float(t.loc[method, f"{col}_ci_low"]), float(t.loc[method, f"{col}_ci_high"])],
+        }
+
+    ga = ga_pushed if ga_pushed in t.index else "GA"
+    claims = {
+        "every method forgets (USR >= 0.95 on unseen test photos)": (
+            bool((t.loc[[*baselines, pubg], "usr"] >= 0.95).all()),
+            {m: num(m, "usr") for m in [*baselines, pubg]},
+        ),
+        "GA degenerates (degenerate rate >= 0.5)": (
+            t.loc[ga, "degenerate_rate"] >= 0.5,
+            {ga: num(ga, "degenerate_rate")},
+        ),
+        "NPO or RANDOM hallucinate identities (rate >= 0.1)": (
+            max(t.loc[m, "hallucinated_identity_rate"] for m in ("NPO", "RANDOM") if m in t.index) >= 0.1,
+            {m: num(m, "hallucinated_identity_rate") for m in ("NPO", "RANDOM") if m in t.index},
+        ),
+        "REJECT refuses (refusal rate >= 0.5)": (
+            "REJECT" in t.index and t.loc["REJECT", "refusal_rate"] >= 0.5,
+            {"REJECT": num("REJECT", "refusal_rate")} if "REJECT" in t.index else {},
+        ),
+        "PUBG is the most informative method that forgets": (
+            bool(all(t.loc[pubg, "judge_inform"] > t.loc[m, "judge_inform"] for m in forgetting)),
+            {m: num(m, "judge_inform") for m in [*forgetting, pubg]},
+        ),
+        "PUBG is the best grounded method that forgets (CLIP score)": (
+            "clip_score" in t and bool(all(t.loc[pubg, "clip_score"] > t.loc[m, "clip_score"] for m in forgetting)),
+            {m: num(m, "clip_score") for m in [*forgetting, pubg]} if "clip_score" in t else {},
+        ),
+        "PUBG keeps retain people (relative recognition >= 0.9)": (
+            t.loc[pubg, "retain_recognition_relative"] >= 0.9,
+            {pubg: {"mean": float(t.loc[pubg, "retain_recognition_relative"])}},
+        ),
+        "PUBG's answers share less with the private facts than the original's (TF-IDF)": (
+            t.loc[pubg, "tfidf_similarity"] < t.loc["original", "tfidf_similarity"],
+            {m: num(m, "tfidf_similarity") for m in ("original", pubg)},
+        ),
+    }
+    return {
+        name: {"holds": bool(holds), "numbers": numbers, "compared_with": forgetting}
+        for name, (holds, numbers) in claims.items()
+    }

@@ -1,0 +1,190 @@
+"""Do the world model and the paper's claims hold on every seed and thread count? (`make check-world`)
+
+On one machine pretraining repeats bit for bit, but a different thread count (or CPU kernel, or library version)
+changes floating-point sums at the 1e-7 level, and training amplifies that into a different model. A number we
+publish must hold on any of them. Two stages, both written to `data/results/world_robustness.json`:
+
+- `world`: pretrain the default world for several seeds (each draws the people, their photos and the model's
+  initialisation) on 1 and 2 threads, and measure each original model as notebook 01 does
+  (`construction.original_abilities`); every variant must clear `BARS`.
+- `claims`: on each seed's world (2 threads), the paper's comparison at the stored iso-privacy settings
+  (`comparison.compare` on one forget-set draw) and its claims (`comparison.paper_claims`); notebook 05 asserts on
+  its own world only the claims that hold on every world here.
+
+Each variant runs in its own process (a thread count is a per-process setting) with its own cache folder
+(`build/cache/robustness/threads-N`: the model cache is keyed on settings and code, not on thread counts), one at
+a time: two 2-thread processes on 2 cores each run more than twice as slowly.
+
+    python -m pubg_lib.robustness                    # both stages: seeds 0 1 2, threads 1 2
+    python -m pubg_lib.robustness --stage world --seeds 0 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+from . import paths
+from .comparison import compare, iso_privacy_reached, iso_privacy_settings, main_table, paper_claims
+from .config import default_configs
+from .construction import construct, original_abilities
+from .io import read_json, write_json
+from .provenance import environment
+
+# The bars every variant must reach (notebook 01 asserts lower ones on its own world: these leave the margin).
+BARS = {
+    "unseen_recognition_accuracy": 0.93,
+    "never_trained_dropped_share": 0.9,
+    "instructed_name_free_share": 0.95,
+    "instructed_attribute_accuracy": 0.9,
+    "heldout_paraphrase_recognition": 0.9,
+    "text_only_fact_accuracy": 0.9,
+    "declined_refusal_rate": 0.9,
+}
+# Measured and reported on every variant, without a bar: the seen/kept counts, and what the world model does not
+# (yet) do well: answering "is this NAME ?" and refusing a held-out wording of a declined question (see the stored
+# values; issue #14 studies re-elicitation with these probes).
+REPORTED = ["seen_recognition_accuracy", "kept_people", "confirmation_accuracy", "declined_heldout_refusal_rate"]
+# Notebook 01 asserts each bar less this margin on its own world.
+NOTEBOOK_MARGIN = 0.03
+CLAIMS_THREADS = 2
+
+
+def _world(seed: int, threads: int, smoke: bool):
+    torch.set_num_threads(threads)
+    world_cfg, model_cfg = default_configs(smoke=smoke, seed=seed)
+    return construct(world_cfg, model_cfg, forget_sizes=(), progress=False)
+
+
+def measure_variant(seed: int, threads: int, smoke: bool = False) -> dict:
+    """Pretrain (or load) the world of `seed` with `threads` torch threads in this process and measure it as
+    notebook 01 does (`construction.original_abilities`)."""
+    t0 = time.perf_counter()
+    con = _world(seed, threads, smoke)
+    row = {"seed": seed, "threads": threads, **original_abilities(con)}
+    row.update(
+        pretrain_seconds=con.pretrain_record["pretrain_seconds"],
+        final_loss=con.pretrain_record["final_loss"],
+        seconds=time.perf_counter() - t0,
+    )
+    return row
+
+
+def claims_on_world(seed: int, smoke: bool = False) -> dict:
+    """The paper's claims on the world of `seed`, at the stored iso-privacy settings, on forget-set draw `seed`."""
+    con = _world(seed, CLAIMS_THREADS, smoke)
+    common = {"forget_batch": 2, "retain_batch": 2, "steps": 4} if smoke else {}
+    answers = compare(con, iso_privacy_settings(**common), draws=(seed,), n_forget=2 if smoke else 5)
+    table = main_table(answers, reached=iso_privacy_reached())
+    return {"seed": seed, "claims": paper_claims(table), "table": table.round(4).to_dict("records")}
+
+
+def _in_subprocess(args: list[str], threads: int, smoke: bool) -> dict:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PUBG_CACHE": str(paths.CACHE / "robustness" / f"{'smoke-' if smoke else ''}threads-{threads}"),
+    }
+    cmd = [sys.executable, "-m", "pubg_lib.robustness", *args] + (["--smoke"] if smoke else [])
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_worlds(seeds=(0, 1, 2), threads=(1, 2), smoke: bool = False) -> dict:
+    """Measure every (seed, threads) variant and summarise: the minimum of each measure, and whether every bar
+    holds on every variant."""
+    rows = [_in_subprocess(["--variant", str(s), str(t)], t, smoke) for t in threads for s in seeds]
+    rows.sort(key=lambda r: (r["seed"], r["threads"]))
+    measures = ["unseen_recognition_accuracy", *REPORTED, *BARS]
+    summary = {
+        m: {"min": min(r[m] for r in rows), "max": max(r[m] for r in rows), "mean": sum(r[m] for r in rows) / len(rows)}
+        for m in dict.fromkeys(measures)
+    }
+    holds = {m: summary[m]["min"] >= bar for m, bar in BARS.items()}
+    return {
+        "variants": rows,
+        "summary": summary,
+        "bars": BARS,
+        "bars_hold": holds,
+        "all_bars_hold": all(holds.values()),
+        "seeds": list(seeds),
+        "threads": list(threads),
+    }
+
+
+def check_claims(seeds=(0, 1, 2), smoke: bool = False) -> dict:
+    """The paper's claims on each world, and which hold on every one."""
+    worlds = [_in_subprocess(["--claims-of", str(s)], CLAIMS_THREADS, smoke) for s in seeds]
+    names = list(worlds[0]["claims"])
+    return {
+        "claims_by_world": {str(w["seed"]): w["claims"] for w in worlds},
+        "tables_by_world": {str(w["seed"]): w["table"] for w in worlds},
+        "claims_on_every_world": {n: all(w["claims"][n]["holds"] for w in worlds) for n in names},
+        "claim_seeds": list(seeds),
+    }
+
+
+def results_path(smoke: bool):
+    results_dir, _ = paths.output_dirs(smoke)
+    return results_dir / "world_robustness.json"
+
+
+def claims_held_on_every_world(smoke: bool = False) -> set[str]:
+    """The claims `make check-world` found holding on every world (empty while its claims stage has not run). A
+    notebook asserts about its own world only these; every other claim it reports with whether it holds there."""
+    path = results_path(smoke)
+    if not path.exists():
+        return set()
+    return {name for name, holds in read_json(path).get("claims_on_every_world", {}).items() if holds}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["world", "claims", "all"], default="all")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--smoke", action="store_true", help="the smoke world (results under build/smoke/)")
+    ap.add_argument("--variant", type=int, nargs=2, metavar=("SEED", "THREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--claims-of", type=int, metavar="SEED", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.variant:  # one variant, in its own process: its row is the last line printed
+        print(json.dumps(measure_variant(*args.variant, smoke=args.smoke)))
+        return
+    if args.claims_of is not None:
+        print(json.dumps(claims_on_world(args.claims_of, smoke=args.smoke)))
+        return
+    path = results_path(args.smoke)
+    result = read_json(path) if path.exists() else {}
+    t0 = time.perf_counter()
+    if args.stage in ("world", "all"):
+        result.update(check_worlds(args.seeds, args.threads, args.smoke))
+        for row in result["variants"]:
+            print(
+                f"seed {row['seed']} threads {row['threads']}: unseen {row['unseen_recognition_accuracy']:.3f} "
+                f"seen {row['seen_recognition_accuracy']:.3f} kept {row['kept_people']}/{row['known_people']}"
+            )
+        result["world_seconds"] = time.perf_counter() - t0
+    if args.stage in ("claims", "all"):
+        t1 = time.perf_counter()
+        result.update(check_claims(args.seeds, args.smoke))
+        for name, holds in result["claims_on_every_world"].items():
+            print(f"{'holds' if holds else 'fails'} on every world: {name}")
+        result["claims_seconds"] = time.perf_counter() - t1
+    result.update(smoke=args.smoke, provenance=environment())
+    write_json(path, result)
+    print(f"written to {path}")
+    if args.stage in ("world", "all") and not result["all_bars_hold"]:
+        raise SystemExit(f"a bar does not hold on every variant: {result['bars_hold']}")
+
+
+if __name__ == "__main__":
+    main()

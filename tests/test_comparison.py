@@ -1,0 +1,100 @@
+"""The main table and the paper's claims, on answer tables built by hand (no model): every rate and interval is
+checked against what the rows say."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pubg_lib.comparison import main_table, paper_claims
+from pubg_lib.stats import bootstrap_interval
+
+
+def _answers(method, people, behaviours, draw=0, leaks=None, names=None, inform=3.0):
+    leaks = leaks if leaks is not None else ["name" if b == "leak" else "" for b in behaviours]
+    return pd.DataFrame(
+        {
+            "method": method,
+            "draw": draw,
+            "people": people,
+            "behaviour": behaviours,
+            "leaked_facts": leaks,
+            "names_person": names if names is not None else [b == "leak" for b in behaviours],
+            "names_other": [b == "hallucinated_identity" for b in behaviours],
+            "answer": ["i am sorry , i cannot help ." if b == "refusal" else "an answer" for b in behaviours],
+            "tfidf_similarity": [0.8 if b == "leak" else 0.05 for b in behaviours],
+            "judge_inform": inform,
+            "judge_hall": 1.0,
+            "clip_score": 0.5,
+        }
+    )
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    small = rng.random(20) < 0.9
+    large = rng.random(2000) < 0.9
+    lo, hi = bootstrap_interval(small)
+    assert lo <= small.mean() <= hi
+    lo2, hi2 = bootstrap_interval(large)
+    assert (hi2 - lo2) < (hi - lo) / 4
+    assert bootstrap_interval([1.0] * 10) == (1.0, 1.0)
+    assert np.isnan(bootstrap_interval([])[0])
+
+
+def test_bootstrap_over_draws_is_wider_when_draws_disagree():
+    values = np.r_[np.ones(50), np.zeros(50)]
+    groups = np.r_[np.zeros(50), np.ones(50)]  # draw 0 all ones, draw 1 all zeros
+    lo, hi = bootstrap_interval(values, groups=groups)
+    lo_flat, hi_flat = bootstrap_interval(values)
+    assert hi - lo > hi_flat - lo_flat
+
+
+def test_main_table_rates_match_the_rows():
+    answers = pd.concat(
+        [
+            _answers("original", "forget", ["leak"] * 4),
+            _answers("original", "retain", ["leak"] * 4, names=[True, True, True, False]),
+            _answers("REJECT", "forget", ["refusal", "refusal", "refusal", "grounded_description"]),
+            _answers("REJECT", "retain", ["refusal", "leak", "leak", "leak"], names=[False, True, True, False]),
+            _answers("REJECT", "stranger", ["refusal", "grounded_description"]),
+        ],
+        ignore_index=True,
+    )
+    t = main_table(answers, reached={"REJECT": True}).set_index("method")
+    assert t.loc["REJECT", "usr"] == 1.0 and t.loc["original", "usr"] == 0.0
+    assert t.loc["REJECT", "refusal_rate"] == 0.75
+    assert t.loc["REJECT", "retain_refusal_rate"] == 0.25 and t.loc["REJECT", "stranger_refusal_rate"] == 0.5
+    assert t.loc["REJECT", "retain_recognition_relative"] == pytest.approx((2 / 4) / (3 / 4))
+    assert t.loc["REJECT", "usr_ci_low"] <= t.loc["REJECT", "usr"] <= t.loc["REJECT", "usr_ci_high"]
+    assert t.loc["REJECT", "reached_target"] is True or t.loc["REJECT", "reached_target"] == True  # noqa: E712
+    assert t.loc["REJECT", "n_forget_answers"] == 4
+
+
+def test_claims_follow_the_table():
+    answers = pd.concat(
+        [
+            _answers("original", "forget", ["leak"] * 4),
+            _answers("original", "retain", ["leak"] * 4),
+            _answers("GA", "forget", ["degenerate"] * 4, inform=1.0),
+            _answers("GA", "retain", ["degenerate"] * 4),
+            _answers("NPO", "forget", ["hallucinated_identity"] * 2 + ["grounded_description"] * 2, inform=2.0),
+            _answers("NPO", "retain", ["leak"] * 4),
+            _answers("REJECT", "forget", ["refusal"] * 4, inform=1.0),
+            _answers("REJECT", "retain", ["leak"] * 4),
+            _answers("PUBG", "forget", ["grounded_description"] * 4, inform=4.5),
+            _answers("PUBG", "retain", ["leak"] * 4),
+        ],
+        ignore_index=True,
+    )
+    reached = dict.fromkeys(("GA", "NPO", "REJECT", "PUBG"), True)
+    claims = paper_claims(main_table(answers, reached=reached))
+    assert claims["GA degenerates (degenerate rate >= 0.5)"]["holds"]
+    assert claims["REJECT refuses (refusal rate >= 0.5)"]["holds"]
+    assert claims["NPO or RANDOM hallucinate identities (rate >= 0.1)"]["holds"]
+    assert claims["PUBG is the most informative method that forgets"]["holds"]
+    assert claims["PUBG keeps retain people (relative recognition >= 0.9)"]["holds"]
+    # the same table with PUBG uninformative: the claim must fail, not be assumed
+    answers.loc[answers["method"] == "PUBG", "judge_inform"] = 1.0
+    assert not paper_claims(main_table(answers, reached=reached))["PUBG is the most informative method that forgets"][
+        "holds"
+    ]
