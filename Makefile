@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: venv lock lint test test-slow reproduce sweep smoke check-world clean-build
+.PHONY: venv lock lint test test-slow mutate reproduce sweep smoke check-world clean-build
 
 venv: $(STAMP)
 
@@ -43,6 +43,12 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Mutation testing of the loss terms, the method registry and the metric definitions (pyproject's [tool.mutmut]);
+# prints the kill rate, lists the survivors (mutmut results).
+mutate: $(STAMP)
+	PUBG_CACHE=$(CURDIR)/build/cache/mutmut $(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
 
 reproduce: $(STAMP)
 	$(PY) -m pubg_lib.reproduce $(ARGS)

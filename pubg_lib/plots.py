@@ -18,12 +18,27 @@ from .stats import pareto_front
 sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
 
 
-def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130) -> Path:
-    """Save `fig` as `<figures_dir>/<name>.png` (atomically) and return the path."""
+def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130) -> None:
+    """Save `fig` as `<figures_dir>/<name>.png` (atomically) and show the same PNG where the reader is: in a
+    notebook, as the cell's `image/png` output (the executed copy and its HTML show it, whatever the matplotlib
+    backend); the figure is then closed so that it is not drawn twice."""
     folder = Path(figures_dir) if figures_dir is not None else paths.FIGURES
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
+    atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
+    _show_png(buf.getvalue())
+    plt.close(fig)
+
+
+def _show_png(png: bytes) -> None:
+    """Display a PNG in the running IPython kernel, if there is one (a plain script shows nothing)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(data=png, format="png"))
 
 
 def wrap(text: str, width: int = 34) -> str:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -161,6 +163,22 @@ def plan_runs(
     return plan
 
 
+@contextlib.contextmanager
+def _kernel_environment(**variables):
+    """Environment variables for the kernel papermill starts (it inherits this process's environment), restored
+    afterwards."""
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None = None, sweep: bool = False) -> dict:
     """Execute the planned notebooks. Each runs into a temporary copy; only a run that finishes (its last cell
     promotes its outputs) replaces the executed copy and is recorded as done. A notebook is skipped only if its
@@ -176,7 +194,7 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
     state = read_json(state_path) if state_path.exists() else {}
     t0 = time.perf_counter()
     timings = {}
-    for nb, params in tqdm(plan, desc="notebooks", unit="nb"):
+    for nb, params in tqdm(plan, desc="notebooks", unit="nb"):  # progress shows here, in the terminal
         key = f"{'smoke' if smoke else 'full'}:{nb.name}"
         fp = _fingerprint(nb, params)
         out = out_dir / nb.name
@@ -191,14 +209,15 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
         failed = out_dir / f"{nb.stem}.failed.ipynb"
         t = time.perf_counter()
         try:
-            pm.execute_notebook(
-                str(nb),
-                str(running),
-                parameters=params,
-                cwd=str(paths.NOTEBOOKS),
-                kernel_name="python3",
-                progress_bar=False,
-            )
+            with _kernel_environment(TQDM_DISABLE="1"):  # ... and not as one bar per run in the executed copy
+                pm.execute_notebook(
+                    str(nb),
+                    str(running),
+                    parameters=params,
+                    cwd=str(paths.NOTEBOOKS),
+                    kernel_name="python3",
+                    progress_bar=False,
+                )
         except pm.PapermillExecutionError as err:
             running.replace(failed)
             raise SystemExit(

@@ -182,7 +182,7 @@ def main(argv=None) -> None:
     result.update(smoke=args.smoke, provenance=environment())
     write_json(path, result)
     print(f"written to {path}")
-    if args.stage in ("world", "all") and not result["all_bars_hold"]:
+    if args.stage in ("world", "all") and not result["all_bars_hold"] and not args.smoke:  # (smoke: no bars)
         raise SystemExit(f"a bar does not hold on every variant: {result['bars_hold']}")
 
 

@@ -19,6 +19,7 @@ import json
 import math
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,10 @@ from .labels import IGNORE
 from .methods import TARGETS, ForgetContext, get_method
 from .models import LVLM, collate, encode_example, to_device
 from .reference import TeacherCache
+
+# peft reads transformers' deprecated `is_gradient_checkpointing` on every LoRA model it builds: one FutureWarning
+# per run that says nothing about this code (it would fill the executed notebooks). Only that message is silenced.
+warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 @dataclass(frozen=True)

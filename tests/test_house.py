@@ -54,7 +54,7 @@ ORDER = [
     "outputs",
     "reproduce",
     "robustness",
-    "readme",
+    "findings",
     "cli",
 ]
 

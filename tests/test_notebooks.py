@@ -57,3 +57,20 @@ def test_whole_pipeline_runs_in_smoke_mode():
     assert (paths.BUILD / "smoke" / "01_dataset_construction.html").exists()
     table = (results / "05_main_table.csv").read_text().splitlines()
     assert table[0].split(",")[0] == "method" and len(table) >= 3
+    _figures_inline_and_no_warnings(paths.BUILD / "smoke")
+
+
+def _figures_inline_and_no_warnings(executed_dir):
+    """In every executed notebook, each cell that saves a figure shows it (an `image/png` output), and no output
+    carries a warning or a progress bar."""
+    for path in NOTEBOOKS:
+        nb = json.loads((executed_dir / path.name).read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            outputs = cell.get("outputs", [])
+            if "plots.savefig(" in "".join(cell["source"]):
+                assert any("image/png" in o.get("data", {}) for o in outputs), (path.name, cell["source"][:3])
+            text = json.dumps(outputs)
+            assert "Warning" not in text, (path.name, text[:500])
+            assert "application/vnd.jupyter.widget-view+json" not in text, (path.name, "progress bar")

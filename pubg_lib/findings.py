@@ -1,16 +1,18 @@
-"""The README's numbers, rendered from the stored results (`python -m pubg_lib.readme` rewrites the section between
-the markers; a test checks that the README says what the results say). No number in the README is typed by hand.
+"""Findings, rendered from the stored results: the README's results section and the "What we found" cell that
+closes every notebook (`python -m pubg_lib.findings` rewrites both after a reproduction; tests check that they say
+what `data/results/` says). No number in the README or in a notebook's markdown is typed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 
 from . import paths
 from .io import atomic_write_bytes, read_json
 
-START = "<!-- results:start (python -m pubg_lib.readme; do not edit by hand) -->"
+START = "<!-- results:start (python -m pubg_lib.findings; do not edit by hand) -->"
 END = "<!-- results:end -->"
 README = paths.ROOT / "README.md"
 MAIN_COLUMNS = {
@@ -128,6 +130,105 @@ def render() -> str:
     return "\n".join(lines)
 
 
+FOUND = "## What we found"
+NEXT = {
+    "01_dataset_construction": "02_reference_prompting",
+    "02_reference_prompting": "03_loss_derivation",
+    "03_loss_derivation": "04_training",
+    "04_training": "05_failure_modes",
+    "04b_specificity": "04_training",
+    "05_failure_modes": "06_generalization",
+    "06_generalization": "07_ablations",
+}
+
+
+def _notebook_findings(stem: str) -> list[str]:
+    """The measured lines of a notebook's findings (empty if its results are not stored)."""
+    r = _load(f"{stem}.json") if stem != "04b_specificity" else _load("specificity.json")
+    if not r:
+        return []
+    if stem == "01_dataset_construction":
+        return [
+            f"- Unseen photos of known people: named correctly on {_fmt(r['unseen_recognition_accuracy'])} "
+            f"(seen photos {_fmt(r['seen_recognition_accuracy'])}); {r['kept_people']} people pass the filter.",
+            f"- Held-out wordings of the question: {_fmt(r.get('heldout_paraphrase_recognition'))}; facts by name "
+            f'without a photo: {_fmt(r.get("text_only_fact_accuracy"))}; "is this NAME ?" answered right: '
+            f"{_fmt(r.get('confirmation_accuracy'))}.",
+            f"- Under the in-context instruction: name-free {_fmt(r['instructed_name_free_share'])}, visual "
+            f"attributes right {_fmt(r['instructed_attribute_accuracy'])}.",
+            f"- Refusal: the paper's query {_fmt(r.get('refusal_rate_paper_query'))}, a declined question "
+            f"{_fmt(r.get('declined_refusal_rate'))}, its held-out wording "
+            f"{_fmt(r.get('declined_heldout_refusal_rate'))}.",
+        ]
+    if stem == "02_reference_prompting":
+        return [
+            f"- The original model leaks a private fact on {_fmt(r['private_leak_share'])} of its forget people's "
+            f"training photos; the prompted teacher names nobody on {_fmt(r['reference_name_free_share'])} of "
+            f"them and gets {_fmt(r['reference_attribute_accuracy'])} of visual attributes right.",
+            f"- Probability of the name where it would come: {_fmt(r['p_name_plain'])} without the instruction, "
+            f"{_fmt(r['p_name_instructed'])} with it.",
+        ]
+    if stem == "03_loss_derivation":
+        return [
+            f"- Hand computation against `pubg_lib.losses`: largest difference {r['max_abs_diff_hand_vs_lib']:.1e}; "
+            f"gradients {r['max_abs_grad_error']:.1e}.",
+        ]
+    if stem == "04b_specificity":
+        return [
+            f"- {m}: val USR {_fmt(v['val']['usr'])}, relative retain {_fmt(v['val']['retain_recognition_relative'])} "
+            f"({v['rule']}; {v['trials']} trials)"
+            for m, v in r["methods"].items()
+        ]
+    if stem in ("04_training", "05_failure_modes", "07_ablations"):
+        lines = _claims(r.get("claims", {}))
+        if stem == "05_failure_modes":
+            t = r["main_table"]
+            lines += [
+                f"- {m}: USR {_fmt(row.get('usr'))}, inform {_fmt(row.get('judge_inform'))}, refusal "
+                f"{_fmt(row.get('refusal_rate'))}, degenerate {_fmt(row.get('degenerate_rate'))}, wrong identity "
+                f"{_fmt(row.get('hallucinated_identity_rate'))}"
+                for m, row in t.items()
+            ]
+        return [line.strip() for line in lines]
+    if stem == "06_generalization":
+        return [
+            f"- {key}: USR on unseen photos {_fmt(row['usr_unseen_mean'])} ± {_fmt(row.get('usr_unseen_sd'))}, "
+            f"relative retain {_fmt(row.get('retain_recognition_relative_mean'))} (n = {row.get('n')})"
+            for key, row in r["summary"].items()
+            if "usr_unseen_mean" in row
+        ]
+    return []
+
+
+def notebook_findings(stem: str) -> str:
+    """The "What we found" markdown of a notebook: its measured lines, then the next notebook."""
+    lines = [FOUND, "", "Read from `data/results/` (rendered by `python -m pubg_lib.findings`, not typed):", ""]
+    lines += _notebook_findings(stem) or ["- (no stored results yet: run `make reproduce`)"]
+    if stem in NEXT:
+        lines += ["", f"Next: [{NEXT[stem]}]({NEXT[stem]}.ipynb)."]
+    return "\n".join(lines)
+
+
+def update_notebooks() -> list[str]:
+    """Rewrite the "What we found" cell of every numbered notebook (added as the last cell if missing); returns the
+    notebooks that changed. Outputs are untouched (committed notebooks have none)."""
+    changed = []
+    for path in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]*.ipynb")):
+        nb = read_json(path)
+        text = notebook_findings(path.stem)
+        cells = [c for c in nb["cells"] if c["cell_type"] == "markdown" and "".join(c["source"]).startswith(FOUND)]
+        if cells:
+            cell = cells[0]
+        else:
+            cell = {"cell_type": "markdown", "id": f"found-{path.stem[:2]}", "metadata": {}, "source": []}
+            nb["cells"].append(cell)
+        if "".join(cell["source"]) != text:
+            cell["source"] = text.splitlines(keepends=True)
+            atomic_write_bytes(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+            changed.append(path.name)
+    return changed
+
+
 def section(text: str) -> str:
     """The rendered part of a README text (markers included)."""
     if START not in text or END not in text:
@@ -147,6 +248,8 @@ def update(path=README) -> bool:
 def main(argv=None) -> None:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
     print("README updated" if update() else "README already says what the results say")
+    changed = update_notebooks()
+    print(f"findings rewritten in {changed}" if changed else "every notebook's findings already match the results")
 
 
 if __name__ == "__main__":

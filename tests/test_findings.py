@@ -1,0 +1,42 @@
+"""The README and the notebooks say what the stored results say: their numbers are rendered from data/results."""
+
+import json
+import re
+
+import pytest
+
+from pubg_lib import findings, paths
+
+NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]*.ipynb"))
+
+
+def test_the_readme_results_section_is_rendered_from_the_stored_results():
+    text = (paths.ROOT / "README.md").read_text()
+    assert findings.section(text) == findings.render(), "run `python -m pubg_lib.findings` after a reproduction"
+
+
+def test_no_number_is_typed_in_the_readme_prose_about_results():
+    """Outside the rendered section, the README's prose states no measured rates (0.xx) or timings."""
+    text = (paths.ROOT / "README.md").read_text()
+    outside = text.replace(findings.section(text), "")
+    assert not re.findall(r"\b0\.\d\d\b", outside)
+    assert not re.findall(r"\b\d+(\.\d+)? ?(min|minutes)\b", outside)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_ends_with_what_we_found_read_from_the_results(path):
+    nb = json.loads(path.read_text())
+    last = [c for c in nb["cells"] if c["cell_type"] == "markdown"][-1]
+    text = "".join(last["source"])
+    assert text.startswith(findings.FOUND), f"{path.name}: the last markdown cell must be the findings"
+    assert text == findings.notebook_findings(path.stem), "run `python -m pubg_lib.findings`"
+    assert not text.endswith("run `make reproduce`)"), f"{path.name}: no stored results"
+
+
+def test_numbers_in_a_findings_cell_come_from_its_results():
+    """A number typed into the rendered text would not be in the results: every 0.xx in 01's findings is one of
+    its stored rates, rounded."""
+    stored = json.loads((paths.RESULTS / "01_dataset_construction.json").read_text())
+    rounded = {f"{v:.2f}" for v in stored.values() if isinstance(v, float)}
+    found = re.findall(r"\b[01]\.\d\d\b", findings.notebook_findings("01_dataset_construction"))
+    assert found and set(found) <= rounded
