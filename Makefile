@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: venv lock lint test test-slow mutate reproduce sweep smoke check-world clean-build
+.PHONY: venv lock lint test test-slow mutate reproduce sweep smoke check-world lab clean-build
 
 venv: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install -r $(LOCK)
 	$(PY) -m pip install --no-deps -e .
 	$(PY) -m pip check
-	$(PY) -m ipykernel install --sys-prefix --name python3
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "PUBG (.venv)"
 	touch $(STAMP)
 
 # Resolve pyproject's dependencies afresh in a scratch environment and pin the result (run after changing them).
@@ -58,6 +58,11 @@ sweep: $(STAMP)
 
 smoke: $(STAMP)
 	$(PY) -m pubg_lib.reproduce --smoke $(ARGS)
+
+# JupyterLab on the notebooks, with the compendium's environment as the kernel (the executed copies of the last
+# `make reproduce`, with outputs and figures, are in build/notebooks/).
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
 
 # The world model on several seeds and thread counts (about 45 minutes on 2 cores); writes world_robustness.json.
 check-world: $(STAMP)

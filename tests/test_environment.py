@@ -2,8 +2,11 @@
 environment the tests run in is the locked one (so a fresh machine gets what CI tested)."""
 
 import re
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -51,3 +54,16 @@ def test_the_environment_is_the_locked_one():
 def test_environment_yml_installs_the_lock():
     text = (paths.ROOT / "environment.yml").read_text()
     assert "-r requirements.lock" in text and "python=3.11" in text
+
+
+def test_jupyterlab_and_the_console_scripts_are_there():
+    """`make lab` opens JupyterLab from the venv; `pubg-reproduce` and `pubg-unlearn` sit beside `python -m`."""
+    jupyter = Path(sys.executable).parent / "jupyter"  # the environment the tests run in
+    done = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and re.match(r"\d+\.\d+", done.stdout), done.stderr
+    scripts = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"pubg-reproduce": "pubg_lib.reproduce:main", "pubg-unlearn": "pubg_lib.cli:main"}
+    entry_points = {
+        e.name: e.value for e in metadata.entry_points(group="console_scripts") if e.name.startswith("pubg")
+    }
+    assert entry_points == scripts, "reinstall the package (make venv) after changing pyproject's scripts"
