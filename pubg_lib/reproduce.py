@@ -53,7 +53,8 @@ def notebooks(only: list[str] | None = None, sweep: bool = False) -> list[Path]:
 
 
 def declared_parameters(path: Path) -> dict:
-    """The literals assigned in the notebook's cell tagged `parameters`."""
+    """The literals assigned in the notebook's cell tagged `parameters` (`name: type = value`, so that
+    `papermill --help-notebook` shows the types, or plain `name = value`)."""
     nb = json.loads(path.read_text())
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
@@ -62,6 +63,8 @@ def declared_parameters(path: Path) -> dict:
     for node in ast.parse("".join(cells[0]["source"])).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             out[node.targets[0].id] = ast.literal_eval(node.value)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            out[node.target.id] = ast.literal_eval(node.value)
     return out
 
 

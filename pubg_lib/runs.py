@@ -1,8 +1,11 @@
 """Saved runs: the adapter, its dynamics and its record on disk; the run cache; the per-method settings file.
 
-A run folder holds `adapter/` (safetensors, loadable by `PeftModel.from_pretrained`), `dynamics.csv` and
-`run.json` (written last: it marks a finished run, and records the adapter's SHA-256). Folders are written aside
-and swapped into place, so a reader never sees the adapter of one run beside the record of another.
+A run folder is a PEFT adapter folder that plain Hugging Face code loads as it stands
+(`PeftModel.from_pretrained(base, run_dir)`): `adapter_config.json` (its base model named by hub id, or by a path
+relative to the cache, never an absolute cache path), `adapter_model.safetensors`, a model card (`README.md`: what
+was unlearned, by which method and settings), plus `dynamics.csv` and `run.json` (written last: it marks a finished
+run, and records the adapter's SHA-256 and the base model's id and fingerprint). Folders are written aside and
+swapped into place, so a reader never sees the adapter of one run beside the record of another.
 `cached_run` keys runs by the unlearning data, every setting and the fingerprint of the unlearning code
 (`cache.code_fingerprint`): change a loss and the run is trained again.
 """
@@ -37,21 +40,86 @@ def refuse_finished_run(out_dir: Path, overwrite: bool) -> None:
 
 
 def _adapter_hash(run_dir: Path) -> str:
-    return hashlib.sha256((Path(run_dir) / "adapter" / "adapter_model.safetensors").read_bytes()).hexdigest()
+    return hashlib.sha256((Path(run_dir) / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+
+def base_model_reference(name_or_path: str) -> str:
+    """How a run names its base model: a hub id as it is; a local folder inside the cache as `cache:<relative
+    path>` (resolved against `PUBG_CACHE`); any other local folder by its absolute path (the user's own)."""
+    path = Path(name_or_path)
+    if not path.is_absolute():
+        return str(name_or_path)
+    try:
+        return "cache:" + path.resolve().relative_to(paths.CACHE.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def base_model_fingerprint(name_or_path: str) -> str:
+    """A cheap fingerprint of a local base model (its config and the names and sizes of its files; reading every
+    weight of a 7B model would take minutes); a hub id stands for itself."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return cache.digest({"id": str(name_or_path)})
+    files = {p.relative_to(path).as_posix(): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
+    config = (path / "config.json").read_text() if (path / "config.json").exists() else ""
+    return cache.digest({"files": files, "config": config})
+
+
+def model_card(record: dict, base: str) -> str:
+    """The README.md of a run folder: what was unlearned, how, and how to load it."""
+    cfg = record["config"]
+    settings = ", ".join(f"{k}={cfg[k]}" for k in ("learning_rate", "steps", "lam", "gamma", "lora_rank") if k in cfg)
+    diagnostics = record.get("diagnostics", {})
+    return "\n".join(
+        [
+            "---",
+            "library_name: peft",
+            "tags: [machine-unlearning, pubg, lora]",
+            "---",
+            f"# {record['method']} unlearning adapter",
+            "",
+            f"A LoRA adapter that makes `{base}` forget {len(record.get('forget', [])) or 'the'} person(s) "
+            f"`{', '.join(record.get('forget', []))}` with **{record['method']}** "
+            f"({get_method(record['method']).summary}), trained by the PUBG compendium (arXiv 2506.02541).",
+            "",
+            f"- settings: {settings}",
+            f"- seed {record['seed']}; {record['wall_seconds']:.0f} s of training; collapsed: "
+            f"{diagnostics.get('collapsed', 'not measured')}",
+            f"- base model fingerprint: `{record.get('base_model_fingerprint', '')}`; data: `{record['data_hash']}`",
+            "",
+            "Load it with plain Hugging Face code:",
+            "",
+            "```python",
+            "from peft import PeftModel",
+            "model = PeftModel.from_pretrained(base_model, run_dir)  # base_model: the model named above",
+            "```",
+            "",
+        ]
+    )
 
 
 def save_run(run: UnlearnRun, out_dir: Path) -> str:
     """Write the run into a fresh folder beside `out_dir`, then swap it into place; returns the adapter hash."""
     out_dir = Path(out_dir)
     digest = {}
+    source = run.record.get("base_model_path") or run.record["base_model"]
+    base = base_model_reference(source)
+    record = {**run.record, "base_model": base, "base_model_fingerprint": base_model_fingerprint(source)}
+    record.pop("base_model_path", None)
 
     def write(tmp: Path) -> None:
-        run.lvlm.model.save_pretrained(tmp / "adapter", safe_serialization=True)
+        run.lvlm.model.save_pretrained(tmp, safe_serialization=True)
+        config = read_json(tmp / "adapter_config.json")
+        write_json(tmp / "adapter_config.json", {**config, "base_model_name_or_path": base})
+        (tmp / "README.md").write_text(model_card(record, base))
         write_csv(tmp / "dynamics.csv", run.dynamics)
         digest["sha256"] = _adapter_hash(tmp)
-        write_json(tmp / "run.json", {**run.record, "adapter_sha256": digest["sha256"]})
+        write_json(tmp / "run.json", {**record, "adapter_sha256": digest["sha256"]})
 
     cache.build(out_dir, write)
+    run.record.update(base_model=base, base_model_fingerprint=record["base_model_fingerprint"])
+    run.record.pop("base_model_path", None)
     return digest["sha256"]
 
 
@@ -83,7 +151,7 @@ def load_run(base: LVLM, out_dir: Path | str) -> UnlearnRun:
             f"{out_dir}: the adapter does not match its run.json (a run overwritten half-way?); "
             "train it again with overwrite=True"
         )
-    model = PeftModel.from_pretrained(copy.deepcopy(base.model), out_dir / "adapter")
+    model = PeftModel.from_pretrained(copy.deepcopy(base.model), out_dir)
     model.eval()
     return UnlearnRun(
         LVLM(model, base.processor, f"{base.name}+{record['method']}"),

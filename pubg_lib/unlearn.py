@@ -437,6 +437,8 @@ def run_record(cfg: UnlearnConfig, dataset, data, lvlm, seconds: float) -> dict:
         "data_hash": dataset.fingerprint(),
         "reference_settings": data.settings,
         "base_model": lvlm.name,
+        "base_model_path": str(getattr(lvlm.model.config, "_name_or_path", "") or lvlm.name),
+        "forget": list(data.forget["person_id"].unique()) if "person_id" in data.forget else [],
         "versions": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,

@@ -90,7 +90,7 @@ def test_cli_runs_under_accelerate_launch_with_two_processes(run_config):
     out = Path(spec["out_dir"])
     record = json.loads((out / "run.json").read_text())
     assert record["processes"] == 2
-    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    adapter = load_file(out / "adapter_model.safetensors")
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(float(v.abs().max()) > 0 for v in lora_b), "the adapter did not train"
 

@@ -74,3 +74,35 @@ def _figures_inline_and_no_warnings(executed_dir):
             text = json.dumps(outputs)
             assert "Warning" not in text, (path.name, text[:500])
             assert "application/vnd.jupyter.widget-view+json" not in text, (path.name, "progress bar")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_parameter_has_a_type_papermill_can_show(path):
+    import papermill as pm
+
+    inferred = pm.inspect_notebook(str(path))
+    assert inferred and all(p["inferred_type_name"] in TYPES for p in inferred.values()), inferred
+
+
+TYPES = {"int", "float", "bool", "str", "list", "dict"}
+
+
+def test_list_and_dict_parameters_work_from_the_plain_papermill_command_line(tmp_path):
+    """`papermill ... -y 'methods: [GA, PUBG]'` hands the notebook a real list (and a dict for -y 'overrides: ...'),
+    as the README documents; `--prepare-only` injects the parameters without running anything."""
+    import ast
+    import subprocess
+    import sys
+
+    out = tmp_path / "04.ipynb"
+    yaml = "methods: [GA, PUBG]\noverrides: {PUBG: {lam: 2.0}}\nsteps: 10"
+    cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS / "04_training.ipynb"), str(out)]
+    subprocess.run([*cmd, "--prepare-only", "-y", yaml], check=True, capture_output=True)
+    nb = json.loads(out.read_text())
+    injected = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    values = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse("".join(injected[0]["source"])).body
+        if isinstance(node, ast.Assign)
+    }
+    assert values == {"methods": ["GA", "PUBG"], "overrides": {"PUBG": {"lam": 2.0}}, "steps": 10}

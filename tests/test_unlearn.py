@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from pubg_lib import methods
+from pubg_lib import methods, prompts
 from pubg_lib.config import ConfigError
+from pubg_lib.models import generate
 from pubg_lib.reference import build_unlearning_data
-from pubg_lib.runs import RunError, cached_run, load_run, run_dir, train_and_save
+from pubg_lib.runs import RunError, base_model_fingerprint, cached_run, load_run, run_dir, train_and_save
 from pubg_lib.unlearn import UnlearnConfig, UnlearningDiverged, unlearn
 
 
@@ -84,7 +85,7 @@ def test_same_seed_gives_identical_adapter_and_dynamics(smoke_construction, unle
 def test_run_is_saved_loaded_and_never_overwritten(smoke_construction, unlearning_data, tmp_path):
     con = smoke_construction
     run = train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg("GA"), tmp_path / "r", progress=False)
-    assert (tmp_path / "r" / "adapter" / "adapter_model.safetensors").exists()
+    assert (tmp_path / "r" / "adapter_model.safetensors").exists()
     assert run.record["method"] == "GA" and run.record["data_hash"] == con.dataset.fingerprint()
     loaded = load_run(con.lvlm, tmp_path / "r")
     batch = {"input_ids": torch.tensor([[1, 2, 3]])}
@@ -174,15 +175,50 @@ def test_overwrite_replaces_the_whole_run_and_a_mixed_run_is_refused(smoke_const
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left behind
     # an adapter from another run beside this run.json: refused by name, not silently loaded
     other = train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg("GA", seed=4), tmp_path / "o", progress=False)
-    (out / "adapter" / "adapter_model.safetensors").write_bytes(
-        (other.out_dir / "adapter" / "adapter_model.safetensors").read_bytes()
-    )
+    (out / "adapter_model.safetensors").write_bytes((other.out_dir / "adapter_model.safetensors").read_bytes())
     with pytest.raises(RunError, match="does not match"):
         load_run(con.lvlm, out)
     # a damaged cache entry is trained again rather than trusted
     cfg = _cfg("GA", seed=5)
     cached = run_dir(unlearning_data, cfg)
     cached_run(con.lvlm, con.dataset, unlearning_data, cfg, progress=False)
-    (cached / "adapter" / "adapter_model.safetensors").write_bytes(b"broken")
+    (cached / "adapter_model.safetensors").write_bytes(b"broken")
     again = cached_run(con.lvlm, con.dataset, unlearning_data, cfg, progress=False)
     assert load_run(con.lvlm, cached).record["adapter_sha256"] == again.record["adapter_sha256"]
+
+
+def test_a_saved_run_loads_with_plain_peft_and_transformers(smoke_construction, unlearning_data, tmp_path):
+    """A run folder is an adapter folder as plain Hugging Face code expects it: `PeftModel.from_pretrained(base,
+    run_dir)` with the base model loaded by `transformers` alone gives the answers `pubg_lib` gives; no absolute
+    cache path is written inside; the model card names the method and the forget people."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    con = smoke_construction
+    run = train_and_save(con.lvlm, con.dataset, unlearning_data, _cfg("PUBG"), tmp_path / "r", progress=False)
+    folder = tmp_path / "r"
+    config = json.loads((folder / "adapter_config.json").read_text())
+    record = json.loads((folder / "run.json").read_text())
+    assert config["base_model_name_or_path"] == record["base_model"] and record["base_model"].startswith("cache:")
+    assert str(tmp_path) not in (folder / "adapter_config.json").read_text()
+    assert record["base_model_fingerprint"] == base_model_fingerprint(str(con.model_dir))
+    assert record["forget"] == list(unlearning_data.forget["person_id"].unique())
+    card = (folder / "README.md").read_text()
+    assert "PUBG" in card and all(p in card for p in record["forget"])
+
+    # plain code: the base by its folder, the adapter by the run folder; nothing from pubg_lib in the loading
+    base = AutoModelForImageTextToText.from_pretrained(con.model_dir)
+    processor = AutoProcessor.from_pretrained(con.model_dir)
+    plain = PeftModel.from_pretrained(base, folder).eval()
+
+    photo = unlearning_data.forget["photo_id"].iloc[0]
+    image = con.dataset.images([photo])[0]
+    ours = generate(run.lvlm, [image], [prompts.PAPER_QUERY], progress=False)[0]
+    text = prompts.chat_prompt(processor, prompts.PAPER_QUERY, image=True)  # the world's chat format
+    inputs = processor(images=[image], text=[text], return_tensors="pt")
+    with torch.no_grad():
+        out = plain.generate(**inputs, max_new_tokens=prompts.MAX_ANSWER_TOKENS, do_sample=False)
+    theirs = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+    assert theirs == ours
