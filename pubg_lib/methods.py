@@ -150,3 +150,25 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise KeyError(f"unknown method {name!r}; choose one of {list(METHODS)}")
     return METHODS[name]
+
+
+TARGET_MEANING = {
+    "private": "r, the original model's private answer",
+    "random": "another person's private answer (no fact shared)",
+    "refusal": "the refusal",
+}
+
+
+def table() -> list[dict]:
+    """The registry as rows (one per method): what each method trains on. Notebook 03 shows it."""
+    return [
+        {
+            "method": m.name,
+            "what it does": m.summary,
+            "forget term": m.term or "–",
+            "on": TARGET_MEANING.get(m.target, "–") if m.target else "–",
+            "guidance (λ)": "yes" if m.uses_bg else "no",
+            "retain (γ)": "yes" if m.uses_retain else "no",
+        }
+        for m in METHODS.values()
+    ]

@@ -217,3 +217,13 @@ def test_weight_decay_is_decoupled_and_applied(smoke_construction, data):
         assert torch.allclose(a0[name] - a1[name], 0.01 * 0.5 * b0[name], atol=1e-7), name
         checked += int(b0[name].abs().sum() > 0)
     assert checked > 0  # LoRA A matrices start non-zero, so the decay is visible on them
+
+
+def test_the_methods_table_shows_every_registry_entry_as_it_is():
+    rows = {r["method"]: r for r in methods.table()}
+    assert set(rows) == set(methods.METHODS)
+    for name, m in methods.METHODS.items():
+        assert rows[name]["forget term"] == (m.term or "–")
+        assert rows[name]["guidance (λ)"] == ("yes" if m.uses_bg else "no")
+        assert rows[name]["retain (γ)"] == ("yes" if m.uses_retain else "no")
+    assert rows["REJECT"]["on"] == "the refusal" and rows["PUBG"]["forget term"] == "ga"
