@@ -71,10 +71,11 @@ def render() -> str:
     robust = _load("world_robustness.json")
     if robust and "variants" in robust:
         rows = robust["variants"]
+        pairs = ", ".join(f"({r['seed']}, {r['threads']})" for r in rows)
         failing = ", ".join(k for k, v in robust["bars_hold"].items() if not v) or "none fails"
         lines.append(
-            f"- **On every world** (`make check-world`: seeds {robust['seeds']} × threads {robust['threads']}, "
-            f"{len(rows)} variants), unseen recognition lies between "
+            f"- **On every world measured** (`make check-world`; {len(rows)} variants, (seed, threads): "
+            f"{pairs}), unseen recognition lies between "
             f"{_fmt(robust['summary']['unseen_recognition_accuracy']['min'])} and "
             f"{_fmt(robust['summary']['unseen_recognition_accuracy']['max'])}; every bar holds on every variant: "
             f"{_fmt(robust['all_bars_hold'])} ({failing})."
