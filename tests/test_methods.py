@@ -227,3 +227,28 @@ def test_the_methods_table_shows_every_registry_entry_as_it_is():
         assert rows[name]["guidance (λ)"] == ("yes" if m.uses_bg else "no")
         assert rows[name]["retain (γ)"] == ("yes" if m.uses_retain else "no")
     assert rows["REJECT"]["on"] == "the refusal" and rows["PUBG"]["forget term"] == "ga"
+
+
+def test_a_method_entry_is_checked_when_it_is_made_and_found_once_registered(monkeypatch):
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+    with pytest.raises(ValueError, match="go together"):
+        methods.Method("X", "x", "ga", None, methods.gradient_ascent, False, False)
+    with pytest.raises(ValueError, match="go together"):
+        methods.Method("X", "x", None, "private", None, False, False)
+    with pytest.raises(ValueError, match="go together"):
+        methods.Method("X", "x", "ga", "private", None, False, False)
+    with pytest.raises(ValueError, match="unknown target 'nowhere'"):
+        methods.Method("X", "x", "ga", "nowhere", methods.gradient_ascent, False, False)
+    methods.Method("BGONLY", "guidance alone", None, None, None, True, True)  # no forget term at all: allowed
+    toy = methods.register(methods.Method("TOY", "toy", "toy", "refusal", methods.fit_target, True, False))
+    assert methods.get_method("TOY") is toy and methods.METHODS["TOY"] is toy
+    with pytest.raises(KeyError, match="NOPE"):
+        methods.get_method("NOPE")
+
+
+def test_the_methods_table_says_what_each_method_does():
+    rows = {r["method"]: r for r in methods.table()}
+    for name, m in methods.METHODS.items():
+        assert rows[name]["what it does"] == m.summary
+        assert rows[name]["on"] == (methods.TARGET_MEANING[m.target] if m.target else "–")
+    assert list(rows["PUBG"]) == ["method", "what it does", "forget term", "on", "guidance (λ)", "retain (γ)"]
