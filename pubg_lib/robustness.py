@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -100,12 +101,17 @@ def _in_subprocess(args: list[str], threads: int, smoke: bool) -> dict:
 
 
 def check_worlds(seeds=(0, 1, 2), threads=(1, 2), smoke: bool = False, variants=None) -> dict:
-    """Measure every (seed, threads) variant (all combinations, or the `variants` pairs given) and summarise: the
-    minimum of each measure, and whether every bar holds on every variant."""
+    """Measure every (seed, threads) variant (all combinations, or the `variants` pairs given), each in its own
+    process, and summarise them (`summarise_variants`)."""
     variants = variants or [(s, t) for t in threads for s in seeds]
-    seeds, threads = sorted({s for s, _ in variants}), sorted({t for _, t in variants})
-    rows = [_in_subprocess(["--variant", str(s), str(t)], t, smoke) for s, t in variants]
-    rows.sort(key=lambda r: (r["seed"], r["threads"]))
+    return summarise_variants([_in_subprocess(["--variant", str(s), str(t)], t, smoke) for s, t in variants])
+
+
+def summarise_variants(rows: list[dict]) -> dict:
+    """The minimum, maximum and mean of each measure over the variants, and whether every bar holds on every
+    variant. Rows may come from `measure_variant` runs made separately (`--from-rows`: other processes or
+    machines)."""
+    rows = sorted(rows, key=lambda r: (r["seed"], r["threads"]))
     measures = ["unseen_recognition_accuracy", *REPORTED, *BARS]
     summary = {
         m: {"min": min(r[m] for r in rows), "max": max(r[m] for r in rows), "mean": sum(r[m] for r in rows) / len(rows)}
@@ -118,10 +124,21 @@ def check_worlds(seeds=(0, 1, 2), threads=(1, 2), smoke: bool = False, variants=
         "bars": BARS,
         "bars_hold": holds,
         "all_bars_hold": all(holds.values()),
-        "seeds": list(seeds),
-        "threads": list(threads),
-        "variant_pairs": [[s, t] for s, t in sorted(variants)],
+        "seeds": sorted({r["seed"] for r in rows}),
+        "threads": sorted({r["threads"] for r in rows}),
+        "variant_pairs": [[r["seed"], r["threads"]] for r in rows],
     }
+
+
+def read_rows(files: list[str]) -> list[dict]:
+    """Variant rows from the output of `--variant` runs: the last JSON line of each file is the row."""
+    rows = []
+    for path in files:
+        lines = [line for line in Path(path).read_text().splitlines() if line.startswith("{")]
+        if not lines:
+            raise ValueError(f"{path} holds no variant row (the output of --variant SEED THREADS)")
+        rows.append(json.loads(lines[-1]))
+    return rows
 
 
 def check_claims(seeds=(0, 1, 2), smoke: bool = False) -> dict:
@@ -161,6 +178,12 @@ def main(argv=None) -> None:
         metavar="SEED:THREADS",
         help="measure these (seed, threads) pairs instead of every combination of --seeds and --threads",
     )
+    ap.add_argument(
+        "--from-rows",
+        nargs="+",
+        metavar="FILE",
+        help="summarise the rows printed by separate `--variant SEED THREADS` runs instead of measuring",
+    )
     ap.add_argument("--smoke", action="store_true", help="the smoke world (results under build/smoke/)")
     ap.add_argument("--variant", type=int, nargs=2, metavar=("SEED", "THREADS"), help=argparse.SUPPRESS)
     ap.add_argument("--claims-of", type=int, metavar="SEED", help=argparse.SUPPRESS)
@@ -176,7 +199,10 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     if args.stage in ("world", "all"):
         pairs = [tuple(int(x) for x in v.split(":")) for v in args.variants] if args.variants else None
-        result.update(check_worlds(args.seeds, args.threads, args.smoke, pairs))
+        if args.from_rows:
+            result.update(summarise_variants(read_rows(args.from_rows)))
+        else:
+            result.update(check_worlds(args.seeds, args.threads, args.smoke, pairs))
         for row in result["variants"]:
             print(
                 f"seed {row['seed']} threads {row['threads']}: unseen {row['unseen_recognition_accuracy']:.3f} "

@@ -24,3 +24,24 @@ def test_the_world_check_measures_every_seed_and_thread_count(tmp_path):
         assert s["min"] == min(values) <= s["mean"] <= max(values) == s["max"], name
     assert result["all_bars_hold"] == all(result["bars_hold"].values())
     assert "provenance" in result and result["smoke"] is True
+
+
+def test_rows_measured_separately_are_summarised_as_the_check_does(tmp_path):
+    """`--from-rows` summarises rows printed by separate `--variant` runs (other processes or machines)."""
+    from pubg_lib.robustness import read_rows, summarise_variants
+
+    base = dict.fromkeys(BARS, 1.0) | {"unseen_recognition_accuracy": 0.95, "seen_recognition_accuracy": 1.0}
+    base |= {"kept_people": 40, "confirmation_accuracy": 0.5, "declined_heldout_refusal_rate": 0.0}
+    files = []
+    for seed, threads, unseen in ((1, 1, 0.92), (0, 2, 0.96)):
+        path = tmp_path / f"s{seed}-t{threads}.log"
+        row = {**base, "seed": seed, "threads": threads, "unseen_recognition_accuracy": unseen}
+        path.write_text("progress ...\n" + json.dumps(row) + "\n")
+        files.append(str(path))
+    result = summarise_variants(read_rows(files))
+    assert result["variant_pairs"] == [[0, 2], [1, 1]]
+    assert result["summary"]["unseen_recognition_accuracy"] == {"min": 0.92, "max": 0.96, "mean": 0.94}
+    assert result["bars_hold"]["unseen_recognition_accuracy"] is False and result["all_bars_hold"] is False
+    (tmp_path / "empty.log").write_text("no row here\n")
+    with pytest.raises(ValueError, match="no variant row"):
+        read_rows([str(tmp_path / "empty.log")])
