@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import cache, prompts
 from .config import ConfigError, to_dict
@@ -29,6 +28,7 @@ from .labels import IGNORE
 from .metrics import rates
 from .metrics.leakage import name_tokens
 from .models import encode_example
+from .progress import tqdm
 from .reference import build_unlearning_data
 from .runs import cached_run
 from .unlearn import UnlearnConfig

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from . import prompts
 from .config import ConfigError, TinyModelConfig
 from .labels import IGNORE
+from .progress import tqdm
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")
 CHAT_TEMPLATE = (

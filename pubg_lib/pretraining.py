@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from . import cache, prompts
 from .config import TinyModelConfig, WorldConfig, save_config, to_dict
@@ -30,6 +29,7 @@ from .models import (
     to_device,
     world_corpus,
 )
+from .progress import tqdm
 from .world import text as world_text
 
 WORLD_MODEL_NAME = "world-llava"

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from . import cache, prompts
 from .config import ConfigError
@@ -31,6 +30,7 @@ from .labels import IGNORE
 from .losses import sequence_logprob, topk_teacher
 from .metrics.leakage import leaked_facts, names_person
 from .models import collate, encode_example, generate, to_device
+from .progress import tqdm
 from .world import text as world_text
 
 

@@ -212,7 +212,7 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
         failed = out_dir / f"{nb.stem}.failed.ipynb"
         t = time.perf_counter()
         try:
-            with _kernel_environment(TQDM_DISABLE="1"):  # ... and not as one bar per run in the executed copy
+            with _kernel_environment(PUBG_PROGRESS="0", HF_HUB_DISABLE_PROGRESS_BARS="1"):  # not in the notebooks
                 pm.execute_notebook(
                     str(nb),
                     str(running),

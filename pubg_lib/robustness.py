@@ -199,8 +199,8 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     if args.stage in ("world", "all"):
         pairs = [tuple(int(x) for x in v.split(":")) for v in args.variants] if args.variants else None
-        if args.from_rows:
-            result.update(summarise_variants(read_rows(args.from_rows)))
+        if args.from_rows:  # measured by separate `--variant` runs: their own timings are in their rows
+            result.update(summarise_variants(read_rows(args.from_rows)), rows_from=list(args.from_rows))
         else:
             result.update(check_worlds(args.seeds, args.threads, args.smoke, pairs))
         for row in result["variants"]:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import cache, paths
 from .config import to_dict
@@ -37,6 +36,7 @@ from .io import read_json, write_json
 from .methods import get_method
 from .metrics import rates
 from .models import LVLM
+from .progress import tqdm
 from .unlearn import UnlearnConfig, unlearn
 
 TUNED = ("learning_rate", "steps", "gamma", "lam", "retain_loss", "lr_schedule")

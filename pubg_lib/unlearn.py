@@ -29,13 +29,13 @@ import torch
 import transformers
 from accelerate import Accelerator
 from peft import LoraConfig, get_peft_model
-from tqdm.auto import tqdm
 
 from . import losses
 from .config import ConfigError, check_types, from_dict, to_dict
 from .labels import IGNORE
 from .methods import TARGETS, ForgetContext, get_method
 from .models import LVLM, collate, encode_example, to_device
+from .progress import tqdm
 from .reference import TeacherCache
 
 # peft reads transformers' deprecated `is_gradient_checkpointing` on every LoRA model it builds: one FutureWarning

@@ -18,6 +18,7 @@ ORDER = [
     "paths",
     "io",
     "provenance",
+    "progress",
     "labels",
     "losses",
     "cache",

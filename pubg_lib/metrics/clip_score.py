@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from open_clip.tokenizer import SimpleTokenizer
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from .. import cache, paths
 from ..config import check_types, to_dict
 from ..io import read_json, write_json
+from ..progress import tqdm
 
 WORLD_CLIP_NAME = "pubg-world-clip"
 
