@@ -64,7 +64,8 @@ smoke: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# The world model on several seeds and thread counts (about 45 minutes on 2 cores); writes world_robustness.json.
+# The world model on several seeds and thread counts, one pretraining per variant (each a quarter of an hour or
+# more on 2 cores); writes world_robustness.json. Variants measured elsewhere: ARGS="--stage world --from-rows ...".
 check-world: $(STAMP)
 	$(PY) -m pubg_lib.robustness $(ARGS)
 
