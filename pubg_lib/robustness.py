@@ -158,6 +158,16 @@ def results_path(smoke: bool):
     return results_dir / "world_robustness.json"
 
 
+def bars_held_on_every_variant(smoke: bool = False) -> set[str]:
+    """The bars `make check-world` found cleared by every variant it measured (empty if it has not run). Notebook 01
+    asserts only these (less `NOTEBOOK_MARGIN`) and reports the others: a bar some seed or thread count misses
+    would fail a second machine's reproduction."""
+    path = results_path(smoke)
+    if not path.exists():
+        return set()
+    return {name for name, holds in read_json(path).get("bars_hold", {}).items() if holds}
+
+
 def claims_held_on_every_world(smoke: bool = False) -> set[str]:
     """The claims `make check-world` found holding on every world (empty while its claims stage has not run). A
     notebook asserts about its own world only these; every other claim it reports with whether it holds there."""
