@@ -43,29 +43,6 @@ def _adapter_hash(run_dir: Path) -> str:
     return hashlib.sha256((Path(run_dir) / "adapter_model.safetensors").read_bytes()).hexdigest()
 
 
-def base_model_reference(name_or_path: str) -> str:
-    """How a run names its base model: a hub id as it is; a local folder inside the cache as `cache:<relative
-    path>` (resolved against `PUBG_CACHE`); any other local folder by its absolute path (the user's own)."""
-    path = Path(name_or_path)
-    if not path.is_absolute():
-        return str(name_or_path)
-    try:
-        return "cache:" + path.resolve().relative_to(paths.CACHE.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def base_model_fingerprint(name_or_path: str) -> str:
-    """A cheap fingerprint of a local base model (its config and the names and sizes of its files; reading every
-    weight of a 7B model would take minutes); a hub id stands for itself."""
-    path = Path(name_or_path)
-    if not path.is_dir():
-        return cache.digest({"id": str(name_or_path)})
-    files = {p.relative_to(path).as_posix(): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
-    config = (path / "config.json").read_text() if (path / "config.json").exists() else ""
-    return cache.digest({"files": files, "config": config})
-
-
 def model_card(record: dict, base: str) -> str:
     """The README.md of a run folder: what was unlearned, how, and how to load it."""
     cfg = record["config"]
@@ -103,10 +80,7 @@ def save_run(run: UnlearnRun, out_dir: Path) -> str:
     """Write the run into a fresh folder beside `out_dir`, then swap it into place; returns the adapter hash."""
     out_dir = Path(out_dir)
     digest = {}
-    source = run.record.get("base_model_path") or run.record["base_model"]
-    base = base_model_reference(source)
-    record = {**run.record, "base_model": base, "base_model_fingerprint": base_model_fingerprint(source)}
-    record.pop("base_model_path", None)
+    record, base = run.record, run.record["base_model"]
 
     def write(tmp: Path) -> None:
         run.lvlm.model.save_pretrained(tmp, safe_serialization=True)
@@ -118,8 +92,6 @@ def save_run(run: UnlearnRun, out_dir: Path) -> str:
         write_json(tmp / "run.json", {**record, "adapter_sha256": digest["sha256"]})
 
     cache.build(out_dir, write)
-    run.record.update(base_model=base, base_model_fingerprint=record["base_model_fingerprint"])
-    run.record.pop("base_model_path", None)
     return digest["sha256"]
 
 

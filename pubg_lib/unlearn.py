@@ -30,7 +30,7 @@ import transformers
 from accelerate import Accelerator
 from peft import LoraConfig, get_peft_model
 
-from . import losses
+from . import cache, losses, paths
 from .config import ConfigError, check_types, from_dict, to_dict
 from .labels import IGNORE
 from .methods import TARGETS, ForgetContext, get_method
@@ -428,7 +428,31 @@ def unlearn(
     )
 
 
+def base_model_reference(name_or_path: str) -> str:
+    """How a run names its base model: a hub id as it is; a local folder inside the cache as `cache:<relative
+    path>` (resolved against `PUBG_CACHE`); any other local folder by its absolute path (the user's own)."""
+    path = Path(name_or_path)
+    if not path.is_absolute():
+        return str(name_or_path)
+    try:
+        return "cache:" + path.resolve().relative_to(paths.CACHE.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def base_model_fingerprint(name_or_path: str) -> str:
+    """A cheap fingerprint of a local base model (its config and the names and sizes of its files; reading every
+    weight of a 7B model would take minutes); a hub id stands for itself."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return cache.digest({"id": str(name_or_path)})
+    files = {p.relative_to(path).as_posix(): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
+    config = (path / "config.json").read_text() if (path / "config.json").exists() else ""
+    return cache.digest({"files": files, "config": config})
+
+
 def run_record(cfg: UnlearnConfig, dataset, data, lvlm, seconds: float) -> dict:
+    base = str(getattr(lvlm.model.config, "_name_or_path", "") or lvlm.name)
     return {
         "config": to_dict(cfg),
         "seed": cfg.seed,
@@ -436,8 +460,8 @@ def run_record(cfg: UnlearnConfig, dataset, data, lvlm, seconds: float) -> dict:
         "wall_seconds": seconds,
         "data_hash": dataset.fingerprint(),
         "reference_settings": data.settings,
-        "base_model": lvlm.name,
-        "base_model_path": str(getattr(lvlm.model.config, "_name_or_path", "") or lvlm.name),
+        "base_model": base_model_reference(base),
+        "base_model_fingerprint": base_model_fingerprint(base),
         "forget": list(data.forget["person_id"].unique()) if "person_id" in data.forget else [],
         "versions": {
             "torch": torch.__version__,

@@ -7,8 +7,8 @@ from pubg_lib import methods, prompts
 from pubg_lib.config import ConfigError
 from pubg_lib.models import generate
 from pubg_lib.reference import build_unlearning_data
-from pubg_lib.runs import RunError, base_model_fingerprint, cached_run, load_run, run_dir, train_and_save
-from pubg_lib.unlearn import UnlearnConfig, UnlearningDiverged, unlearn
+from pubg_lib.runs import RunError, cached_run, load_run, run_dir, train_and_save
+from pubg_lib.unlearn import UnlearnConfig, UnlearningDiverged, base_model_fingerprint, unlearn
 
 
 @pytest.fixture(scope="module")
