@@ -109,14 +109,27 @@ def test_tfidf_is_measured_against_the_private_facts_with_one_fitted_idf():
     sims = scorer.similarity(answers, [facts] * len(answers))
     leak, good, refusal, degenerate, empty, other = sims
     assert leak > 0.5 and good < 0.2  # the description a good model keeps is not private
-    assert degenerate >= good  # repeating template words never looks more private than describing
-    assert np.isnan(empty)  # saying nothing has no similarity at all, rather than the best one
+    # saying nothing (repeating template words, or nothing at all) has no similarity, rather than the best one
+    assert np.isnan(degenerate) and np.isnan(empty)
     assert other < leak  # somebody else's facts share only the template
     # one IDF for every method: the same answer scores the same whatever is scored beside it
     assert scorer.similarity([GOOD], [facts])[0] == pytest.approx(good)
     assert scorer.similarity([], []).shape == (0,)
     with pytest.raises(ValueError):
         scorer.similarity(["a"], [])
+
+
+def test_a_collapsed_method_never_has_the_best_tfidf():
+    """The must-show of issue #12: degenerate answers do not make a method look most private by TF-IDF; its mean is
+    over the answers that say something (none: NaN, which no ranking puts first)."""
+    import pandas as pd
+
+    facts = private_fact_text(PERSON)
+    scorer = TfidfScorer([LEAK, GOOD, describe(TRUTH), "the the the"])
+    collapsed = pd.Series(scorer.similarity(["the the the the", "person person person", "a a"], [facts] * 3))
+    grounded = pd.Series(scorer.similarity([GOOD, GOOD], [facts] * 2))
+    assert np.isnan(collapsed.mean()) and not np.isnan(grounded.mean())
+    assert pd.Series({"collapsed": collapsed.mean(), "grounded": grounded.mean()}).idxmin() == "grounded"
 
 
 def test_main_table_row_directions():

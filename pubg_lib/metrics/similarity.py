@@ -5,7 +5,9 @@ model's whole answer: that answer is mostly a description of the photo, which a 
 purpose, so comparing with it rewarded saying nothing. The vocabulary and IDF weights are fitted **once**, on a
 fixed corpus (the world's text: every answer and prompt it can produce), so that every method is scored on the
 same scale; words every answer shares (the template) weigh little, names and professions a lot. A grounded
-description scores about 0; an answer that repeats fact words (or the fact template) scores above it.
+description scores about 0; an answer that repeats fact words (or the fact template) scores above it. A degenerate
+answer (empty, too short or repetitive: `behaviour.is_degenerate`) says nothing to compare and scores NaN, so that
+a method's mean is taken over the answers that say something and collapse never looks like forgetting best.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..world import text as world_text
+from .behaviour import is_degenerate
 
 
 def private_fact_text(person: Mapping) -> str:
@@ -38,9 +41,9 @@ class TfidfScorer:
         self.vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit(list(corpus))
 
     def similarity(self, answers: Sequence[str], references: Sequence[str]) -> np.ndarray:
-        """Similarity of each answer to its reference, in [0, 1] (1 = the same words, weighted alike). An answer
-        with no word of the vocabulary (empty, or gibberish the world never says) has no direction to compare: its
-        similarity is NaN, not 0, so that saying nothing never looks like forgetting best."""
+        """Similarity of each answer to its reference, in [0, 1] (1 = the same words, weighted alike). A degenerate
+        answer, or one with no word of the vocabulary (gibberish the world never says), has nothing to compare: its
+        similarity is NaN, not about 0, so that saying nothing never looks like forgetting best."""
         if len(answers) != len(references):
             raise ValueError(f"{len(answers)} answers but {len(references)} references")
         if not len(answers):
@@ -48,5 +51,5 @@ class TfidfScorer:
         a = self.vectorizer.transform(list(answers))
         r = self.vectorizer.transform(list(references))
         sims = np.asarray(a.multiply(r).sum(axis=1)).ravel().clip(0.0, 1.0)  # rows are L2-normalised
-        empty = np.asarray(a.getnnz(axis=1) == 0)
-        return np.where(empty, np.nan, sims)
+        nothing_said = np.asarray(a.getnnz(axis=1) == 0) | np.array([is_degenerate(x) for x in answers])
+        return np.where(nothing_said, np.nan, sims)
