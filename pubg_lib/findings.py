@@ -137,7 +137,7 @@ NEXT = {
     "02_reference_prompting": "03_loss_derivation",
     "03_loss_derivation": "04_training",
     "04_training": "05_failure_modes",
-    "04b_specificity": "04_training",
+    "03b_specificity": "04_training",
     "05_failure_modes": "06_generalization",
     "06_generalization": "07_ablations",
 }
@@ -145,7 +145,7 @@ NEXT = {
 
 def _notebook_findings(stem: str) -> list[str]:
     """The measured lines of a notebook's findings (empty if its results are not stored)."""
-    r = _load(f"{stem}.json") if stem != "04b_specificity" else _load("specificity.json")
+    r = _load(f"{stem}.json") if stem != "03b_specificity" else _load("specificity.json")
     if not r:
         return []
     if stem == "01_dataset_construction":
@@ -174,7 +174,7 @@ def _notebook_findings(stem: str) -> list[str]:
             f"- Hand computation against `pubg_lib.losses`: largest difference {r['max_abs_diff_hand_vs_lib']:.1e}; "
             f"gradients {r['max_abs_grad_error']:.1e}.",
         ]
-    if stem == "04b_specificity":
+    if stem == "03b_specificity":
         return [
             f"- {m}: val USR {_fmt(v['val']['usr'])}, relative retain {_fmt(v['val']['retain_recognition_relative'])} "
             f"({v['rule']}; {v['trials']} trials)"

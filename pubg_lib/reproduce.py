@@ -5,7 +5,7 @@
     python -m pubg_lib.reproduce --only 01 03    # a subset, by number prefix
     python -m pubg_lib.reproduce -p 04 steps=10  # a parameter for one notebook (checked before anything runs)
     python -m pubg_lib.reproduce --force         # rerun notebooks even if nothing they depend on changed
-    python -m pubg_lib.reproduce --sweep         # also rerun the specificity sweep (04b), which rewrites the
+    python -m pubg_lib.reproduce --sweep         # also rerun the specificity sweep (03b), which rewrites the
                                                  # committed settings in data/settings/methods.json
 
 A notebook is skipped when its source, its parameters and the package sources are unchanged since its last
@@ -37,7 +37,7 @@ class ParameterError(ValueError):
 
 # Notebooks that rewrite committed settings run only when asked (--sweep, or named with --only): a plain
 # reproduction uses the settings already chosen and stored in data/settings/.
-ON_REQUEST = ("04b_specificity.ipynb",)
+ON_REQUEST = ("03b_specificity.ipynb",)
 
 
 def notebooks(only: list[str] | None = None, sweep: bool = False) -> list[Path]:
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--sweep",
         action="store_true",
-        help="rerun the specificity sweep (04b) first; it rewrites data/settings/methods.json",
+        help="rerun the specificity sweep (03b) first; it rewrites data/settings/methods.json",
     )
     ap.add_argument(
         "-p",

@@ -26,7 +26,7 @@ def test_whole_pipeline_runs_in_smoke_mode():
     """Every numbered notebook, in order, with small parameters, through the same runner as `make reproduce`."""
     from pubg_lib.reproduce import run
 
-    record = run(smoke=True, force=True, sweep=True, extra={"04b": {"n_trials": 2, "checkpoints": 1}})
+    record = run(smoke=True, force=True, sweep=True, extra={"03b": {"n_trials": 2, "checkpoints": 1}})
     assert set(record["notebook_seconds"]) == {p.name for p in NOTEBOOKS}
     results, figures = paths.output_dirs(True)
     first = json.loads((results / "01_dataset_construction.json").read_text())
@@ -36,7 +36,7 @@ def test_whole_pipeline_runs_in_smoke_mode():
         "02_name_position",
         "03_gradients",
         "04_dynamics",
-        "04b_tradeoff",
+        "03b_tradeoff",
         "05_main_metrics",
         "06_seen_unseen",
         "06_paraphrases",
