@@ -6,17 +6,25 @@ their smoke counterparts under `build/smoke/`) one file at a time, atomically, a
 promoted. A notebook that fails or is interrupted never reaches `promote()`, so the committed results stay as they
 were; the runner (`reproduce`) reruns a notebook whose manifest is missing or lists a file that no longer exists.
 
+Only a full run with the notebook's **default** parameters promotes into the committed folders. A run with other
+values (an exercise, `-p 04 steps=10`, papermill `-p`) is a *variant*: it promotes into its own folder,
+`build/variants/<notebook>-<digest of the values that differ>/`, so that trying something never replaces the
+results the README and the notebooks' findings are read from.
+
 Every JSON result gets a `provenance` entry: the notebook, its parameters and the environment (package versions,
 threads, CPU) that produced it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
 from . import paths
 from .io import atomic_write_bytes, read_json, write_csv, write_json
+from .notebook_parameters import declared_parameters
 from .provenance import environment
 
 
@@ -24,13 +32,29 @@ class OutputsError(RuntimeError):
     """Nothing was staged, or a notebook's promoted outputs are incomplete."""
 
 
-def manifest_path(notebook: str, smoke: bool) -> Path:
+def variant_of(notebook: str, parameters: dict) -> str | None:
+    """None if every parameter given has the notebook's declared default (or the notebook is not one of ours);
+    else the variant's name, `<notebook>-<digest>`, the digest of the values that differ (`smoke` aside)."""
+    path = paths.NOTEBOOKS / f"{notebook}.ipynb"
+    if not path.exists():
+        return None
+    defaults = declared_parameters(path)
+    differing = {k: v for k, v in parameters.items() if k != "smoke" and k in defaults and v != defaults[k]}
+    if not differing:
+        return None
+    digest = hashlib.sha256(json.dumps(differing, sort_keys=True, default=repr).encode()).hexdigest()[:10]
+    return f"{notebook}-{digest}"
+
+
+def manifest_path(notebook: str, smoke: bool, variant: str | None = None) -> Path:
+    if variant and not smoke:
+        return paths.BUILD / "outputs" / "variants" / f"{variant}.json"
     return paths.BUILD / "outputs" / ("smoke" if smoke else "full") / f"{notebook}.json"
 
 
-def promoted_outputs_present(notebook: str, smoke: bool) -> bool:
+def promoted_outputs_present(notebook: str, smoke: bool, variant: str | None = None) -> bool:
     """True if the notebook's last promotion is recorded and every file it promoted still exists."""
-    manifest = manifest_path(notebook, smoke)
+    manifest = manifest_path(notebook, smoke, variant)
     if not manifest.exists():
         return False
     files = read_json(manifest).get("files", [])
@@ -39,17 +63,25 @@ def promoted_outputs_present(notebook: str, smoke: bool) -> bool:
 
 class NotebookOutputs:
     """The staging folders of one notebook run. `results_dir` and `figures_dir` are where the notebook writes;
-    `promote()` (its last call) moves what is there to the final folders."""
+    `promote()` (its last call) moves what is there to the final folders: the committed ones for the default
+    parameters, the variant's own folder for any other values (`variant_of`)."""
 
     def __init__(self, notebook: str, smoke: bool, parameters: dict | None = None):
         self.notebook, self.smoke, self.parameters = notebook, smoke, dict(parameters or {})
-        self.final_results, self.final_figures = paths.output_dirs(smoke)
-        self.stage = paths.BUILD / "staging" / ("smoke" if smoke else "full") / notebook
+        self.variant = None if smoke else variant_of(notebook, self.parameters)
+        self.final_results, self.final_figures = paths.output_dirs(smoke, self.variant)
+        self.stage = paths.BUILD / "staging" / ("smoke" if smoke else "full") / (self.variant or notebook)
         shutil.rmtree(self.stage, ignore_errors=True)
         self.results_dir, self.figures_dir = self.stage / "results", self.stage / "figures"
         self.results_dir.mkdir(parents=True)
         self.figures_dir.mkdir(parents=True)
-        manifest_path(notebook, smoke).unlink(missing_ok=True)  # until promoted, this run has no outputs
+        # until promoted, this run has no outputs
+        manifest_path(notebook, smoke, self.variant).unlink(missing_ok=True)
+        if self.variant:
+            print(
+                f"Parameters differ from the notebook's defaults: results and figures go to "
+                f"{paths.variant_dir(self.variant)}, not to the committed data/results/ and figures/."
+            )
 
     def provenance(self) -> dict:
         return {"notebook": self.notebook, "parameters": self.parameters, "smoke": self.smoke, **environment()}
@@ -75,8 +107,8 @@ class NotebookOutputs:
             atomic_write_bytes(final, path.read_bytes())
             done.append(str(final.relative_to(paths.ROOT)) if final.is_relative_to(paths.ROOT) else str(final))
         write_json(
-            manifest_path(self.notebook, self.smoke),
-            {"notebook": self.notebook, "files": done, "parameters": self.parameters},
+            manifest_path(self.notebook, self.smoke, self.variant),
+            {"notebook": self.notebook, "variant": self.variant, "files": done, "parameters": self.parameters},
         )
         shutil.rmtree(self.stage, ignore_errors=True)
         return done

@@ -16,7 +16,6 @@ run with its name and the failing cell. Each executed notebook is also written a
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import hashlib
 import json
@@ -27,13 +26,9 @@ from pathlib import Path
 
 from . import paths
 from .io import read_json, write_json
-from .outputs import manifest_path, promoted_outputs_present
+from .notebook_parameters import ParameterError, check_parameters, parse_assignment
+from .outputs import manifest_path, promoted_outputs_present, variant_of
 from .provenance import environment
-
-
-class ParameterError(ValueError):
-    """A parameter the notebook does not declare, or of the wrong type."""
-
 
 # Notebooks that rewrite committed settings run only when asked (--sweep, or named with --only): a plain
 # reproduction uses the settings already chosen and stored in data/settings/.
@@ -50,53 +45,6 @@ def notebooks(only: list[str] | None = None, sweep: bool = False) -> list[Path]:
         if missing:
             raise SystemExit(f"no notebook starts with {missing}")
     return found
-
-
-def declared_parameters(path: Path) -> dict:
-    """The literals assigned in the notebook's cell tagged `parameters` (`name: type = value`, so that
-    `papermill --help-notebook` shows the types, or plain `name = value`)."""
-    nb = json.loads(path.read_text())
-    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ParameterError(f"{path.name} must have exactly one cell tagged 'parameters', has {len(cells)}")
-    out = {}
-    for node in ast.parse("".join(cells[0]["source"])).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = ast.literal_eval(node.value)
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            out[node.target.id] = ast.literal_eval(node.value)
-    return out
-
-
-def check_parameters(path: Path, given: dict) -> None:
-    declared = declared_parameters(path)
-    for name, value in given.items():
-        if name not in declared:
-            import difflib
-
-            close = difflib.get_close_matches(name, declared, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ParameterError(f"{path.name} has no parameter {name!r}{hint} (it declares {sorted(declared)})")
-        default = declared[name]
-        ok = isinstance(value, type(default)) or (
-            isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
-        )
-        if not ok:
-            raise ParameterError(
-                f"{path.name}: parameter {name!r} must be {type(default).__name__} like its default "
-                f"{default!r}, got {type(value).__name__} {value!r}"
-            )
-
-
-def parse_assignment(text: str):
-    if "=" not in text:
-        raise ParameterError(f"parameter {text!r} must look like name=value")
-    name, raw = text.split("=", 1)
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw  # a bare string
-    return name.strip(), value
 
 
 def _package_hash() -> str:
@@ -198,18 +146,22 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
     t0 = time.perf_counter()
     timings = {}
     for nb, params in tqdm(plan, desc="notebooks", unit="nb"):  # progress shows here, in the terminal
-        key = f"{'smoke' if smoke else 'full'}:{nb.name}"
+        variant = None if smoke else variant_of(nb.stem, params)  # other values than the defaults: own folder
+        key = f"{'smoke' if smoke else 'full'}:{variant or nb.name}"
         fp = _fingerprint(nb, params)
-        out = out_dir / nb.name
-        if not force and state.get(key) == fp and out.exists() and promoted_outputs_present(nb.stem, smoke):
+        out = (paths.variant_dir(variant) if variant else out_dir) / nb.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not force and state.get(key) == fp and out.exists() and promoted_outputs_present(nb.stem, smoke, variant):
             tqdm.write(f"skip {nb.name} (unchanged, outputs present)")
             timings[nb.name] = 0.0
             continue
         state.pop(key, None)  # not done until it finishes: an interrupted run is rerun next time
         write_json(state_path, state)
-        tqdm.write(f"run  {nb.name} {params or ''}")
-        running = out_dir / f".{nb.stem}.running.ipynb"
-        failed = out_dir / f"{nb.stem}.failed.ipynb"
+        tqdm.write(
+            f"run  {nb.name} {params or ''}" + (f" -> {out.parent} (not the committed results)" if variant else "")
+        )
+        running = out.parent / f".{nb.stem}.running.ipynb"
+        failed = out.parent / f"{nb.stem}.failed.ipynb"
         t = time.perf_counter()
         try:
             with _kernel_environment(PUBG_PROGRESS="0", HF_HUB_DISABLE_PROGRESS_BARS="1"):  # not in the notebooks
@@ -227,7 +179,7 @@ def run(only=None, smoke: bool = False, force: bool = False, extra: dict | None 
                 f"{nb.name} failed at {_failing_cell(failed)}\n(executed copy: {failed}; the results "
                 "and figures it would have written were not promoted)"
             ) from err
-        if not manifest_path(nb.stem, smoke).exists():
+        if not manifest_path(nb.stem, smoke, variant).exists():
             running.replace(failed)
             raise SystemExit(
                 f"{nb.name} finished without promoting its outputs (its last cell must call "

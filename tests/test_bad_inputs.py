@@ -20,7 +20,8 @@ from pubg_lib import paths
 from pubg_lib.cli import read_run_config, run_from_config
 from pubg_lib.config import ConfigError, TinyModelConfig, WorldConfig
 from pubg_lib.entities import DataError, EntityDataset, Split
-from pubg_lib.reproduce import ParameterError, plan_runs
+from pubg_lib.notebook_parameters import ParameterError
+from pubg_lib.reproduce import plan_runs
 from pubg_lib.unlearn import UnlearnConfig
 
 

@@ -52,6 +52,7 @@ ORDER = [
     "experiments",
     "comparison",
     "plots",
+    "notebook_parameters",
     "outputs",
     "reproduce",
     "robustness",

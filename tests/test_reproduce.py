@@ -1,7 +1,8 @@
 import pytest
 
 from pubg_lib import paths
-from pubg_lib.reproduce import ParameterError, check_parameters, declared_parameters, notebooks, parse_assignment
+from pubg_lib.notebook_parameters import ParameterError, check_parameters, declared_parameters, parse_assignment
+from pubg_lib.reproduce import notebooks
 
 NB01 = paths.NOTEBOOKS / "01_dataset_construction.ipynb"
 

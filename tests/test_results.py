@@ -57,7 +57,7 @@ def test_staged_outputs_reach_the_results_only_when_promoted(tmp_path, monkeypat
 
     monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
     final = (tmp_path / "results", tmp_path / "figures")
-    monkeypatch.setattr(paths, "output_dirs", lambda smoke: final)
+    monkeypatch.setattr(paths, "output_dirs", lambda smoke, variant=None: final)
     out = outputs.NotebookOutputs("99_example", smoke=False, parameters={"steps": 3})
     out.write_json("99_example.json", {"usr": 1.0})
     (out.figures_dir / "99_plot.png").write_bytes(b"png")

@@ -39,6 +39,7 @@ def project(tmp_path, monkeypatch):
         monkeypatch.setattr(paths, name, place)
         monkeypatch.setenv(f"PUBG_{name}", str(place))
     monkeypatch.setattr(paths, "NOTEBOOKS", notebooks)
+    monkeypatch.setenv("PUBG_NOTEBOOKS", str(notebooks))
     return tmp_path
 
 
@@ -105,8 +106,9 @@ def test_only_runs_the_named_notebooks(project):
 def test_parameters_reach_the_notebook_and_count_as_a_change(project):
     reproduce.run()
     assert reproduce.run(extra={"01": {"seed": 3}})["executed"] == ["01_first.ipynb"]
-    assert _result(project, "01_first")["seed"] == 3
-    assert _result(project, "01_first")["provenance"]["parameters"]["seed"] == 3
+    (variant,) = (project / "build" / "variants").glob("01_first-*")  # not the default: its own folder
+    result = json.loads((variant / "results" / "01_first.json").read_text())
+    assert result["seed"] == 3 and result["provenance"]["parameters"]["seed"] == 3
 
 
 def test_smoke_results_never_touch_the_full_ones(project):
@@ -151,3 +153,22 @@ def test_unlearn_cli_defaults_never_overwrite_and_never_trust_remote_code(tmp_pa
     with pytest.raises(Loaded):
         cli.run_from_config(config)
     assert seen["trust_remote_code"] is False
+
+
+def test_a_run_with_other_parameters_never_replaces_the_committed_results(project):
+    """An exercise (`-p 01 seed=5`) is a variant: its results go to build/variants/, the committed ones stay."""
+    reproduce.run()
+    committed = (project / "results" / "01_first.json").read_bytes()
+    record = reproduce.run(only=["01"], extra={"01": {"seed": 5}})
+    assert record["executed"] == ["01_first.ipynb"]
+    assert (project / "results" / "01_first.json").read_bytes() == committed
+    (variant,) = (project / "build" / "variants").iterdir()
+    assert variant.name.startswith("01_first-")
+    assert json.loads((variant / "results" / "01_first.json").read_text())["seed"] == 5
+    assert (variant / "01_first.ipynb").exists()
+    # the default run's record is untouched: it is still skipped, its outputs all present
+    assert reproduce.run()["executed"] == []
+    # the same variant again is skipped too; the default value given explicitly is no variant
+    assert reproduce.run(only=["01"], extra={"01": {"seed": 5}})["executed"] == []
+    assert reproduce.run(only=["01"], extra={"01": {"seed": 0}})["executed"] == ["01_first.ipynb"]
+    assert len(list((project / "build" / "variants").iterdir())) == 1
