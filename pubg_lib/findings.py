@@ -143,6 +143,77 @@ NEXT = {
 }
 
 
+# Two or three things to try after each notebook, each with the command that runs it. A run with parameters other
+# than the notebook's defaults writes build/variants/<notebook>-<digest>/ (results, figures, the executed notebook),
+# never the committed results (`outputs.variant_of`). tests/test_findings.py plans every command.
+RUN = "python -m pubg_lib.reproduce --only"
+EXERCISES = {
+    "01_dataset_construction": [
+        (
+            "Does the world model reach its bars on another world? (it draws and pretrains a new world model)",
+            f"{RUN} 01 -p 01 seed=1",
+        ),
+        (
+            "Keep only the people it names on every unseen photo: how many are left, and does recognition rise?",
+            f"{RUN} 01 -p 01 min_share=1.0",
+        ),
+    ],
+    "02_reference_prompting": [
+        (
+            "Prompt the teacher with the instruction wording pretraining never used: is it still name-free?",
+            f"{RUN} 02 -p 02 instruction=no_identity_heldout",
+        ),
+        (
+            "Cache only the teacher's top 5 tokens plus the remaining mass: how much does the name position change?",
+            f"{RUN} 02 -p 02 topk=5",
+        ),
+    ],
+    "03_loss_derivation": [
+        ("A larger NPO β: where does NPO's forget term flatten against GA's?", f"{RUN} 03 -p 03 npo_beta=2.0"),
+        (
+            "A realistic vocabulary and longer answers: does the hand computation still match the library?",
+            f"{RUN} 03 -p 03 vocab=500 -p 03 length=24",
+        ),
+    ],
+    "03b_specificity": [
+        (
+            "Half the trials per method, without storing the chosen settings: do the choices change?",
+            f"{RUN} 03b -p 03b n_trials=4 -p 03b write_chosen_settings=False",
+        ),
+        (
+            "Sweep λ for PUBG only (the guidance weight):",
+            f"{RUN} 03b -p 03b 'methods=[\"PUBG\"]' -p 03b 'grid={{\"lam\": [0.5, 1.0, 2.0]}}' "
+            "-p 03b write_chosen_settings=False",
+        ),
+    ],
+    "04_training": [
+        ("Every method four times as long (120 steps): which ones degenerate?", f"{RUN} 04 -p 04 steps=120"),
+        (
+            "PUBG without its guidance term (λ = 0) is GD with PUBG's settings: what does it say then?",
+            f'{RUN} 04 -p 04 \'overrides={{"PUBG": {{"lam": 0.0}}}}\'',
+        ),
+    ],
+    "05_failure_modes": [
+        ("Forget ten people instead of five:", f"{RUN} 05 -p 05 n_forget=10"),
+        ("The comparison without the aggressive GA row:", f"{RUN} 05 -p 05 aggressive_ga_lr=0.0"),
+    ],
+    "06_generalization": [
+        (
+            "Add GA to the methods compared across forget-set sizes:",
+            f'{RUN} 06 -p 06 \'methods=["GA", "NPO", "PUBG"]\'',
+        ),
+        (
+            "Scale PUBG's steps with the forget-set size at every size:",
+            f"{RUN} 06 -p 06 'scaled_pubg_sizes=[5, 10, 20]'",
+        ),
+    ],
+    "07_ablations": [
+        ("A finer λ axis:", f"{RUN} 07 -p 07 'lams=[0.0, 0.5, 1.0, 2.0, 8.0]'"),
+        ("Smaller LoRA ranks:", f"{RUN} 07 -p 07 'ranks=[1, 2, 4]'"),
+    ],
+}
+
+
 def _notebook_findings(stem: str) -> list[str]:
     """The measured lines of a notebook's findings (empty if its results are not stored)."""
     r = _load(f"{stem}.json") if stem != "03b_specificity" else _load("specificity.json")
@@ -202,9 +273,13 @@ def _notebook_findings(stem: str) -> list[str]:
 
 
 def notebook_findings(stem: str) -> str:
-    """The "What we found" markdown of a notebook: its measured lines, then the next notebook."""
+    """The "What we found" markdown of a notebook: its measured lines, exercises with their commands, then the next
+    notebook."""
     lines = [FOUND, "", "Read from `data/results/` (rendered by `python -m pubg_lib.findings`, not typed):", ""]
     lines += _notebook_findings(stem) or ["- (no stored results yet: run `make reproduce`)"]
+    if stem in EXERCISES:
+        lines += ["", "Try it (a run with other parameters writes `build/variants/`, never the committed results):", ""]
+        lines += [f"{i}. {what}\n   `{command}`" for i, (what, command) in enumerate(EXERCISES[stem], 1)]
     if stem in NEXT:
         lines += ["", f"Next: [{NEXT[stem]}]({NEXT[stem]}.ipynb)."]
     return "\n".join(lines)

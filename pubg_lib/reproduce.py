@@ -39,9 +39,9 @@ def notebooks(only: list[str] | None = None, sweep: bool = False) -> list[Path]:
     found = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]*.ipynb"))
     if not sweep and not only:
         found = [p for p in found if p.name not in ON_REQUEST]
-    if only:
-        found = [p for p in found if any(p.name.startswith(o) for o in only)]
-        missing = [o for o in only if not any(p.name.startswith(o) for p in found)]
+    if only:  # by the number before the first underscore: "03" is not "03b"
+        found = [p for p in found if p.name.split("_")[0] in only]
+        missing = [o for o in only if not any(p.name.split("_")[0] == o for p in found)]
         if missing:
             raise SystemExit(f"no notebook starts with {missing}")
     return found
@@ -235,13 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv=None) -> None:
+def parse_command(argv) -> tuple[argparse.Namespace, dict[str, dict]]:
+    """The command line's flags, and its `-p NN name=value` assignments as {NN: {name: value}}."""
     args = build_parser().parse_args(argv)
     extra: dict[str, dict] = {}
+    for nn, assignment in args.param:
+        name, value = parse_assignment(assignment)
+        extra.setdefault(nn, {})[name] = value
+    return args, extra
+
+
+def main(argv=None) -> None:
     try:
-        for nn, assignment in args.param:
-            name, value = parse_assignment(assignment)
-            extra.setdefault(nn, {})[name] = value
+        args, extra = parse_command(argv)
         run(args.only, smoke=args.smoke, force=args.force, extra=extra, sweep=args.sweep)
     except ParameterError as err:
         raise SystemExit(f"parameter error: {err}") from None

@@ -23,6 +23,25 @@ def test_no_number_is_typed_in_the_readme_prose_about_results():
     assert not re.findall(r"\b\d+(\.\d+)? ?(min|minutes)\b", outside)
 
 
+@pytest.mark.parametrize("stem", sorted(findings.EXERCISES))
+def test_every_exercise_command_runs_a_variant_of_its_notebook(stem):
+    """Each exercise's command, as a reader pastes it in a shell, names its notebook and parameters it declares
+    with their types (the runner plans it without error), and its values differ from the defaults, so that it
+    writes build/variants/ and never the committed results."""
+    import shlex
+
+    from pubg_lib import outputs, reproduce
+
+    assert 2 <= len(findings.EXERCISES[stem]) <= 3
+    for _, command in findings.EXERCISES[stem]:
+        argv = shlex.split(command)
+        assert argv[:3] == ["python", "-m", "pubg_lib.reproduce"]
+        args, extra = reproduce.parse_command(argv[3:])
+        ((path, params),) = reproduce.plan_runs(args.only, args.smoke, extra, args.sweep)
+        assert path.stem == stem
+        assert outputs.variant_of(stem, params) is not None
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_each_notebook_ends_with_what_we_found_read_from_the_results(path):
     nb = json.loads(path.read_text())
