@@ -38,4 +38,3 @@ def test_only_selects_by_the_whole_number():
     """`--only 03` is the loss derivation alone, not also the specificity sweep 03b (which rewrites settings)."""
     assert [p.name for p in notebooks(["03"])] == ["03_loss_derivation.ipynb"]
     assert [p.name for p in notebooks(["03b"])] == ["03b_specificity.ipynb"]
-
