@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from . import prompts
@@ -177,3 +178,48 @@ def main_table_row(
     if original_retain_description and "attribute_accuracy" in retain:
         row["retain_description_relative"] = float(retain["attribute_accuracy"].mean()) / original_retain_description
     return row
+
+
+# The method that shows each behaviour in the paper, tried first for its example (any method may supply one).
+SHOWN_BY = {
+    "refusal": ("REJECT",),
+    "degenerate": ("GA",),
+    "hallucinated_identity": ("NPO", "RANDOM"),
+    "grounded_description": ("PUBG",),
+}
+
+
+def behaviour_examples(
+    answers: pd.DataFrame,
+    behaviours=("refusal", "degenerate", "hallucinated_identity", "grounded_description"),
+    splits=("test", "val"),
+) -> pd.DataFrame:
+    """One answer per behaviour class, each on an unseen photo (`splits`) of a **different** person: the failure
+    gallery. `answers` holds every method's answer table stacked, with a `method` column. People are matched to
+    classes so that as many classes as possible are shown (an assignment problem: `linear_sum_assignment`); among
+    such matchings, each class prefers the method that shows it in the paper (`SHOWN_BY`, a variant such as
+    "GA lr=0.003" counting as its method), then a fixed order of methods and photos. A class that no method
+    produced on an unseen photo of a person left free is absent from the result."""
+    from scipy.optimize import linear_sum_assignment
+
+    pool = answers[answers["photo_split"].isin(splits) & answers["behaviour"].isin(behaviours)].copy()
+    pool["preferred"] = [
+        m.split(" ")[0] in SHOWN_BY.get(b, ()) for m, b in zip(pool["method"].astype(str), pool["behaviour"])
+    ]
+    pool = pool.sort_values(["preferred", "method", "photo_id"], ascending=[False, True, True], kind="stable")
+    people = sorted(pool["person_id"].unique())
+    impossible = 10**6  # far above any sum of ranks: covering one more class always wins
+    cost = np.full((len(behaviours), len(people)), impossible)
+    first = {}  # (class, person) -> the row shown
+    for i, b in enumerate(behaviours):
+        rows = pool[pool["behaviour"] == b].drop_duplicates("person_id")
+        for rank, (idx, person) in enumerate(zip(rows.index, rows["person_id"])):
+            cost[i, people.index(person)] = rank
+            first[b, person] = idx
+    picked = []
+    if people:
+        for i, j in zip(*linear_sum_assignment(cost)):
+            if cost[i, j] < impossible:
+                picked.append((i, first[behaviours[i], people[j]]))
+    shown = pool.loc[[idx for _, idx in sorted(picked)]]
+    return shown.drop(columns="preferred").reset_index(drop=True)

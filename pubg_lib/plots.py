@@ -17,6 +17,48 @@ from .stats import pareto_front
 
 sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)
 
+# One colour per method in every figure (a variant such as "GA lr=0.003" or "PUBG scaled" takes its method's).
+METHOD_COLORS = {
+    "original": "#4d4d4d",
+    "GA": "#d62728",
+    "GD": "#ff7f0e",
+    "NPO": "#9467bd",
+    "RANDOM": "#8c564b",
+    "REJECT": "#7f7f7f",
+    "BG": "#17becf",
+    "PUBG": "#2ca02c",
+}
+# One colour per behaviour class of an answer (`metrics.behaviour.BEHAVIOURS`).
+BEHAVIOUR_COLORS = {
+    "leak": "#d62728",
+    "degenerate": "#7f7f7f",
+    "refusal": "#9467bd",
+    "hallucinated_identity": "#ff7f0e",
+    "grounded_description": "#2ca02c",
+    "other": "#bcbd22",
+}
+
+
+def method_color(name: str) -> str:
+    """The colour of a method, or of a variant of one named "<METHOD> ..." (e.g. "GA lr=0.003")."""
+    base = name.split(" ")[0]
+    if base not in METHOD_COLORS:
+        raise KeyError(f"no colour for {name!r}: add its method to plots.METHOD_COLORS")
+    return METHOD_COLORS[base]
+
+
+def method_palette(names) -> dict[str, str]:
+    """{name: colour} for seaborn's `palette=` with `hue` a method column; a variant of a method is drawn darker
+    than the method itself, so both can sit side by side."""
+    out = {}
+    for name in dict.fromkeys(names):
+        color = method_color(name)
+        if name not in METHOD_COLORS:  # a variant: darker
+            r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+            color = "#{:02x}{:02x}{:02x}".format(*(int(c * 0.6) for c in (r, g, b)))
+        out[name] = color
+    return out
+
 
 def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130) -> None:
     """Save `fig` as `<figures_dir>/<name>.png` (atomically) and show the same PNG where the reader is: in a
@@ -48,7 +90,7 @@ def wrap(text: str, width: int = 34) -> str:
 def photo_grid(images, captions, ncols: int = 6, width: int = 30, title: str | None = None):
     """Photos with wrapped captions underneath (attributes, answers)."""
     n = len(images)
-    nrows = (n + ncols - 1) // ncols
+    nrows = max(1, (n + ncols - 1) // ncols)  # (no photos: an empty panel under the title)
     lines = max((wrap(c, width).count("\n") + 1 for c in captions), default=1)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, (2.7 + 0.2 * lines) * nrows), squeeze=False)
     for ax in axes.flat:

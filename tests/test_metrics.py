@@ -152,3 +152,35 @@ def test_main_table_row_directions():
     assert row["usr"] == 0.75 and row["refusal_rate"] == 0.25 and row["degenerate_rate"] == 0.25
     assert row["retain_recognition_relative"] == 0.5 and row["judge_inform"] == 2.5
     assert np.isnan(row["clip_score"])
+
+
+def test_the_behaviour_gallery_shows_each_class_on_an_unseen_photo_of_a_different_person():
+    import pandas as pd
+
+    from pubg_lib.evaluate import behaviour_examples
+
+    rows = [
+        # (method, photo, person, split, behaviour)
+        ("GA lr=0.003", "p1", "ann", "test", "degenerate"),
+        ("GD", "p2", "bob", "test", "degenerate"),
+        ("GD", "p7", "fay", "val", "degenerate"),
+        ("REJECT", "p1", "ann", "test", "refusal"),  # the only refusal: ann must be kept for it
+        ("NPO", "p3", "cid", "seen", "hallucinated_identity"),  # a seen photo never counts
+        ("RANDOM", "p4", "bob", "val", "hallucinated_identity"),
+        ("PUBG", "p5", "dan", "test", "grounded_description"),
+        ("BG", "p6", "eve", "test", "grounded_description"),
+    ]
+    answers = pd.DataFrame(rows, columns=["method", "photo_id", "person_id", "photo_split", "behaviour"])
+    answers["answer"] = "..."
+    shown = behaviour_examples(answers).set_index("behaviour")
+    assert list(shown.index) == ["refusal", "degenerate", "hallucinated_identity", "grounded_description"]
+    assert shown["person_id"].is_unique and set(shown["photo_split"]) <= {"test", "val"}
+    # ann is the only refusal and bob the only unseen hallucination, so the collapse must come from fay, although
+    # GA's own collapse (ann) would be preferred: showing every class comes before the paper's method
+    assert shown.loc["refusal", "person_id"] == "ann" and shown.loc["hallucinated_identity", "person_id"] == "bob"
+    assert shown.loc["degenerate", "person_id"] == "fay"
+    assert shown.loc["grounded_description", "method"] == "PUBG"  # the paper's method for it, when free to choose
+    without_fay = behaviour_examples(answers[answers["person_id"] != "fay"])
+    assert "degenerate" not in set(without_fay["behaviour"]) and len(without_fay) == 3
+    only_seen = answers.assign(photo_split="seen")
+    assert behaviour_examples(only_seen).empty

@@ -22,6 +22,36 @@ def test_committed_notebook_is_clean(path):
     assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_method_keeps_its_colour_in_every_figure(path):
+    """Every plot coloured by method takes its colours from plots.method_palette (one colour per method in every
+    figure); no notebook hard-codes a list of colours."""
+    import re
+
+    for cell in json.loads(path.read_text())["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] != "code":
+            continue
+        for call in re.findall(r"sns\.\w+\((?:[^()]|\([^()]*\))*\)", src, flags=re.S):
+            if 'hue="method"' in call:
+                assert "palette=" in call, (path.name, call[:120])
+        assert not re.search(r"color=\[\s*\"tab:", src), (path.name, "colours typed in the notebook")
+
+
+def test_method_colours_are_fixed_and_variants_are_darker():
+    from pubg_lib import plots
+
+    a = plots.method_palette(["PUBG", "GA", "GA lr=0.003"])
+    b = plots.method_palette(["GA lr=0.003", "original", "PUBG"])
+    assert a["PUBG"] == b["PUBG"] == plots.METHOD_COLORS["PUBG"] and a["GA lr=0.003"] == b["GA lr=0.003"]
+    assert sum(int(a["GA lr=0.003"][i : i + 2], 16) for i in (1, 3, 5)) < sum(
+        int(a["GA"][i : i + 2], 16) for i in (1, 3, 5)
+    )
+    assert len(set(plots.METHOD_COLORS.values())) == len(plots.METHOD_COLORS)
+    with pytest.raises(KeyError, match="METHOD_COLORS"):
+        plots.method_color("SOMETHING")
+
+
 def test_whole_pipeline_runs_in_smoke_mode():
     """Every numbered notebook, in order, with small parameters, through the same runner as `make reproduce`."""
     from pubg_lib.reproduce import run
@@ -38,6 +68,7 @@ def test_whole_pipeline_runs_in_smoke_mode():
         "04_dynamics",
         "03b_tradeoff",
         "05_main_metrics",
+        "05_behaviour_gallery",
         "06_seen_unseen",
         "06_paraphrases",
         "07_components",
