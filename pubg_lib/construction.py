@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import cache, probes, prompts
-from .config import TinyModelConfig, WorldConfig
+from . import cache, paths, probes, prompts
+from .config import TinyModelConfig, WorldConfig, default_configs
 from .entities import EntityDataset, Split, make_splits, recognition_filter, recognition_summary
 from .evaluate import answer_table, instruction_following
-from .io import write_csv
+from .io import read_json, write_csv
 from .metrics.behaviour import is_refusal
 from .metrics.leakage import named_people
 from .pretraining import get_original_model, original_model_dir
@@ -101,6 +101,47 @@ def construct(
     kept = recognition.loc[recognition["kept"], "person_id"]
     splits = make_splits(kept, forget_sizes, split_seed)
     return Construction(dataset, lvlm, record, answers, recognition, splits, min_share, model_dir)
+
+
+SMOKE_FORGET_SIZES = (2,)
+
+
+def notebook_01_parameters(seed: int, smoke: bool) -> dict:
+    """The recognition filter notebook 01 used on this seed (its `min_share` and forget-set sizes, from its stored
+    result in the smoke or full results folder), or the defaults when 01 has stored none for this seed."""
+    if smoke:  # the smoke model is trained for seconds and recognises few: everyone is kept
+        default = {"min_share": 0.0, "forget_sizes": list(SMOKE_FORGET_SIZES)}
+    else:
+        default = {"min_share": DEFAULT_MIN_SHARE, "forget_sizes": [5, 10, 20]}
+    path = paths.output_dirs(smoke)[0] / "01_dataset_construction.json"
+    used = read_json(path).get("recognition_filter") if path.exists() else None
+    if not used:
+        return {**default, "from": "the defaults (notebook 01 has stored no filter)"}
+    if used.get("seed") != seed:
+        return {**default, "from": f"the defaults (notebook 01's stored filter is for seed {used.get('seed')})"}
+    shown = path.relative_to(paths.ROOT) if path.is_relative_to(paths.ROOT) else path
+    return {"min_share": used["min_share"], "forget_sizes": list(used["forget_sizes"]), "from": str(shown)}
+
+
+def notebook_world(seed: int = 0, smoke: bool = False, progress: bool = True) -> Construction:
+    """The world a notebook after 01 starts from, in one call: the default (or smoke) world and original model of
+    `seed`, with the people notebook 01's recognition filter kept (its `min_share`, and its forget-set sizes,
+    `notebook_01_parameters`) and forget sets drawn with `seed`."""
+    world_cfg, model_cfg = default_configs(smoke=smoke, seed=seed)
+    used = notebook_01_parameters(seed, smoke)
+    con = construct(
+        world_cfg,
+        model_cfg,
+        min_share=used["min_share"],
+        forget_sizes=used["forget_sizes"],
+        split_seed=seed,
+        progress=progress,
+    )
+    print(
+        f"world of seed {seed}{' (smoke)' if smoke else ''}: {len(con.kept)} people kept by notebook 01's filter "
+        f"(min_share {used['min_share']}, from {used['from']}); forget-set sizes {sorted(con.splits)}"
+    )
+    return con
 
 
 def original_abilities(con: Construction, progress: bool = False) -> dict:

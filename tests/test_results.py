@@ -71,3 +71,21 @@ def test_staged_outputs_reach_the_results_only_when_promoted(tmp_path, monkeypat
     assert outputs.promoted_outputs_present("99_example", False)
     (final[1] / "99_plot.png").unlink()
     assert not outputs.promoted_outputs_present("99_example", False)  # a deleted output makes the runner rerun
+
+
+def test_later_notebooks_keep_the_people_notebook_01_kept(tmp_path, monkeypatch):
+    """Notebook 01's filter (min_share, forget-set sizes) reaches every later notebook through its stored result,
+    for the seed it was run on; otherwise the defaults apply, and the message says which."""
+    from pubg_lib.construction import DEFAULT_MIN_SHARE, notebook_01_parameters
+
+    monkeypatch.setattr(paths, "output_dirs", lambda smoke, variant=None: (tmp_path, tmp_path))
+    assert notebook_01_parameters(0, smoke=False)["min_share"] == DEFAULT_MIN_SHARE
+    assert notebook_01_parameters(0, smoke=True)["min_share"] == 0.0
+    write_json(
+        tmp_path / "01_dataset_construction.json",
+        {"recognition_filter": {"seed": 3, "min_share": 0.75, "forget_sizes": [5, 10]}},
+    )
+    used = notebook_01_parameters(3, smoke=False)
+    assert used["min_share"] == 0.75 and used["forget_sizes"] == [5, 10]
+    other = notebook_01_parameters(0, smoke=False)
+    assert other["min_share"] == DEFAULT_MIN_SHARE and "seed 3" in other["from"]
