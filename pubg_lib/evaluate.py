@@ -180,6 +180,11 @@ def main_table_row(
     return row
 
 
+def base_method(label: str) -> str:
+    """The method of a table row or figure label: "GA lr=0.003" and "PUBG, steps ∝ size" are GA's and PUBG's."""
+    return label.split(" ")[0].rstrip(",")
+
+
 # The method that shows each behaviour in the paper, tried first for its example (any method may supply one).
 SHOWN_BY = {
     "refusal": ("REJECT",),
@@ -204,7 +209,7 @@ def behaviour_examples(
 
     pool = answers[answers["photo_split"].isin(splits) & answers["behaviour"].isin(behaviours)].copy()
     pool["preferred"] = [
-        m.split(" ")[0] in SHOWN_BY.get(b, ()) for m, b in zip(pool["method"].astype(str), pool["behaviour"])
+        base_method(m) in SHOWN_BY.get(b, ()) for m, b in zip(pool["method"].astype(str), pool["behaviour"])
     ]
     pool = pool.sort_values(["preferred", "method", "photo_id"], ascending=[False, True, True], kind="stable")
     people = sorted(pool["person_id"].unique())

@@ -12,6 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import paths
+from .evaluate import base_method
 from .io import atomic_write_bytes
 from .stats import pareto_front
 
@@ -41,7 +42,7 @@ BEHAVIOUR_COLORS = {
 
 def method_color(name: str) -> str:
     """The colour of a method, or of a variant of one named "<METHOD> ..." (e.g. "GA lr=0.003")."""
-    base = name.split(" ")[0]
+    base = base_method(name)
     if base not in METHOD_COLORS:
         raise KeyError(f"no colour for {name!r}: add its method to plots.METHOD_COLORS")
     return METHOD_COLORS[base]

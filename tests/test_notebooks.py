@@ -47,6 +47,7 @@ def test_method_colours_are_fixed_and_variants_are_darker():
     assert sum(int(a["GA lr=0.003"][i : i + 2], 16) for i in (1, 3, 5)) < sum(
         int(a["GA"][i : i + 2], 16) for i in (1, 3, 5)
     )
+    assert plots.method_color("PUBG, steps ∝ size") == plots.METHOD_COLORS["PUBG"]  # notebook 06's label
     assert len(set(plots.METHOD_COLORS.values())) == len(plots.METHOD_COLORS)
     with pytest.raises(KeyError, match="METHOD_COLORS"):
         plots.method_color("SOMETHING")
