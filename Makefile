@@ -38,17 +38,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Two pytest-xdist workers of one thread each (PYTEST_WORKERS=0: one process, the tests in file order).
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS))
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 # Mutation testing of the loss terms, the method registry and the metric definitions (pyproject's [tool.mutmut]);
-# prints the kill rate, lists the survivors (mutmut results).
+# stores the kill rate and the survivors in data/results/mutation_testing.json (equivalent ones explained in
+# tests/equivalent_mutants.json; `mutmut show NAME` prints a mutant).
 mutate: $(STAMP)
 	PUBG_CACHE=$(CURDIR)/build/cache/mutmut $(VENV)/bin/mutmut run --max-children 2
-	$(VENV)/bin/mutmut results
+	$(PY) -m pubg_lib.mutation
 
 reproduce: $(STAMP)
 	$(PY) -m pubg_lib.reproduce $(ARGS)

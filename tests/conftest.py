@@ -5,6 +5,12 @@ import tempfile
 os.environ.setdefault("PUBG_CACHE", tempfile.mkdtemp(prefix="pubg-test-cache-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# `make test` runs two pytest-xdist workers (the PUBG_CACHE above is set in the controller, so they share it). Each
+# worker, and every notebook kernel it starts, uses one torch thread: two processes of two threads on two cores run
+# more than twice as slowly as two of one.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 import pytest  # noqa: E402
 
