@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 from . import paths
 from .io import atomic_write_bytes, read_json
@@ -127,6 +128,17 @@ def render() -> str:
             f"{timing['wall_seconds'] / 60:.0f} minutes on this machine's CPU, the longest {slowest[0]} "
             f"({slowest[1] / 60:.0f} minutes) (`data/results/reproduce.json`).",
         ]
+    mutation = _load("mutation_testing.json")
+    if mutation and mutation.get("checked"):
+        modules = ", ".join(f"`{Path(m).stem}`" for m in mutation["modules"])
+        lines += [
+            "",
+            f"Mutation testing (`make mutate`, on {modules}): {mutation['caught']} of {mutation['checked']} mutants "
+            f"caught ({mutation['kill_rate']:.1%}); of the {mutation['checked'] - mutation['caught']} survivors, "
+            f"{mutation['equivalent_survivors']} are equivalent to the original (each explained in "
+            f"`tests/equivalent_mutants.json`) and {len(mutation['open_survivors'])} are open work "
+            f"(`data/results/mutation_testing.json`).",
+        ]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -171,8 +183,8 @@ EXERCISES = {
     "03_loss_derivation": [
         ("A larger NPO β: where does NPO's forget term flatten against GA's?", f"{RUN} 03 -p 03 npo_beta=2.0"),
         (
-            "A realistic vocabulary and longer answers: does the hand computation still match the library?",
-            f"{RUN} 03 -p 03 vocab=500 -p 03 length=24",
+            "A smaller GA step on the name position: does the freed mass still go to the likeliest tokens?",
+            f"{RUN} 03 -p 03 ga_learning_rate=0.1 -p 03 rollout_steps=3000",
         ),
     ],
     "03b_specificity": [
@@ -241,10 +253,26 @@ def _notebook_findings(stem: str) -> list[str]:
             f"{_fmt(r['p_name_instructed'])} with it.",
         ]
     if stem == "03_loss_derivation":
-        return [
+        lines = [
             f"- Hand computation against `pubg_lib.losses`: largest difference {r['max_abs_diff_hand_vs_lib']:.1e}; "
             f"gradients {r['max_abs_grad_error']:.1e}.",
         ]
+        if "real_position" in r:  # stored by the notebook since it shows the world model's name position
+            name, first, roll = (
+                r["real_position"]["first-name position"],
+                r["real_position"]["first token"],
+                r["ga_rollout"],
+            )
+            lines += [
+                f"- At the real name position the student puts {_fmt(name['p_student'])} on the name: GA's push on it "
+                f"is {name['ga']:+.3f}, guidance's {name['bg']:+.3f} (on the first token: {first['ga']:+.3f} and "
+                f"{first['bg']:+.3f}).",
+                f"- A toy GA rollout on that position ({roll['steps']} steps) takes the name from "
+                f"{_fmt(roll['p_name_start'])} to {_fmt(roll['p_name_end'])} (below 0.5 after {roll['steps_to_half']} "
+                f"steps); the 3 tokens that were likeliest after it go from {_fmt(roll['runner_up_mass_before'])} to "
+                f"{_fmt(roll['runner_up_mass_after'])} of the mass.",
+            ]
+        return lines
     if stem == "03b_specificity":
         return [
             f"- {m}: val USR {_fmt(v['val']['usr'])}, relative retain {_fmt(v['val']['retain_recognition_relative'])} "
