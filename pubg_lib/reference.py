@@ -111,6 +111,49 @@ def teacher_distributions(
     return TeacherCache(ids, logps, torch.cat(totals) if totals else torch.zeros(0))
 
 
+@dataclasses.dataclass(frozen=True)
+class NamePosition:
+    """Where the first name comes in a photo's identity answer r ("this is <first> <last> , ..."): the original
+    model's next-token log-probabilities along r, teacher-forced under the plain query q and under q ⊕ c."""
+
+    photo_id: str
+    position: int  # index of the first-name token among r's tokens
+    name_id: int  # its token id
+    plain: torch.Tensor  # (|r|, V) under q
+    instructed: torch.Tensor  # (|r|, V) under q ⊕ c
+
+
+def name_positions(lvlm, dataset, photo_ids: Sequence[str], instruction: str) -> list[NamePosition]:
+    """The first-name position of each photo's identity answer under both prompts (notebooks 02 and 03); photos
+    whose first name is not a single token of the vocabulary are left out."""
+    photo_ids = list(photo_ids)
+    answers = [dataset.identity_answer(p) for p in photo_ids]
+    dists = {
+        label: teacher_distributions(lvlm, dataset, photo_ids, [query] * len(photo_ids), answers, progress=False)
+        for label, query in (
+            ("plain", prompts.PAPER_QUERY),
+            ("instructed", prompts.instructed(prompts.PAPER_QUERY, instruction)),
+        )
+    }
+    tok = lvlm.tokenizer
+    out = []
+    for i, (photo_id, answer) in enumerate(zip(photo_ids, answers)):
+        first = dataset.person(dataset.photo(photo_id)["person_id"])["first_name"]
+        words = tok.convert_ids_to_tokens(tok(answer, add_special_tokens=False)["input_ids"])
+        if first not in words:
+            continue
+        out.append(
+            NamePosition(
+                photo_id,
+                words.index(first),
+                tok.convert_tokens_to_ids(first),
+                dists["plain"].logprobs[i],
+                dists["instructed"].logprobs[i],
+            )
+        )
+    return out
+
+
 @dataclasses.dataclass
 class UnlearningData:
     """What every unlearning method trains on, built once per (model, dataset, forget set, reference settings).

@@ -106,3 +106,22 @@ def test_forget_sets_draw_only_recognised_people():
     kept = [f"k{i}" for i in range(12)]
     splits = make_splits(kept, (2, 5), seed=1)
     assert set(splits[5].forget) | set(splits[5].retain) == set(kept)
+
+
+def test_the_name_position_is_where_the_identity_answer_says_the_first_name(smoke_construction):
+    from pubg_lib.reference import name_positions
+
+    con = smoke_construction
+    ids = con.dataset.photos_of(con.split(2).forget, ["seen"])["photo_id"].tolist()
+    found = name_positions(con.lvlm, con.dataset, ids, prompts.DEFAULT_INSTRUCTION)
+    assert found and {at.photo_id for at in found} <= set(ids)
+    tok = con.lvlm.tokenizer
+    for at in found:
+        answer = tok(con.dataset.identity_answer(at.photo_id), add_special_tokens=False)["input_ids"]
+        first = con.dataset.person(con.dataset.photo(at.photo_id)["person_id"])["first_name"]
+        assert answer[at.position] == at.name_id == tok.convert_tokens_to_ids(first)
+        assert at.plain.shape == at.instructed.shape and at.plain.shape[0] >= len(answer)
+        for logp in (at.plain[at.position], at.instructed[at.position]):  # full distributions at that position
+            assert logp.exp().sum().item() == pytest.approx(1, abs=1e-4)
+    # the original model, trained on these photos, is sure of the name under the plain query
+    assert np.mean([float(at.plain[at.position, at.name_id].exp()) for at in found]) > 0.5
