@@ -257,20 +257,16 @@ def _notebook_findings(stem: str) -> list[str]:
             f"- Hand computation against `pubg_lib.losses`: largest difference {r['max_abs_diff_hand_vs_lib']:.1e}; "
             f"gradients {r['max_abs_grad_error']:.1e}.",
         ]
-        if "real_position" in r:  # stored by the notebook since it shows the world model's name position
-            name, first, roll = (
-                r["real_position"]["first-name position"],
-                r["real_position"]["first token"],
-                r["ga_rollout"],
-            )
+        if "name_position" in r:  # stored by the notebook since it shows the world model's name position
+            name, roll = r["name_position"], r["ga_rollout"]
             lines += [
-                f"- At the real name position the student puts {_fmt(name['p_student'])} on the name: GA's push on it "
-                f"is {name['ga']:+.3f}, guidance's {name['bg']:+.3f} (on the first token: {first['ga']:+.3f} and "
-                f"{first['bg']:+.3f}).",
+                f"- At the real name position the student puts {name['p_student']:.3f} on the name: GA's push on it "
+                f"is {name['ga']:+.4f}, guidance's {name['bg']:+.3f} (the instructed model puts "
+                f"{name['p_teacher']:.3f} there).",
                 f"- A toy GA rollout on that position ({roll['steps']} steps) takes the name from "
-                f"{_fmt(roll['p_name_start'])} to {_fmt(roll['p_name_end'])} (below 0.5 after {roll['steps_to_half']} "
-                f"steps); the 3 tokens that were likeliest after it go from {_fmt(roll['runner_up_mass_before'])} to "
-                f"{_fmt(roll['runner_up_mass_after'])} of the mass.",
+                f"{roll['p_name_start']:.3f} to {roll['p_name_end']:.3f} (below 0.5 after {roll['steps_to_half']} "
+                f"steps); the 3 tokens that were likeliest after it go from {roll['runner_up_mass_before']:.1%} to "
+                f"{roll['runner_up_mass_after']:.1%} of the mass.",
             ]
         return lines
     if stem == "03b_specificity":
