@@ -265,7 +265,8 @@ def _notebook_findings(stem: str) -> list[str]:
                 f"{name['p_teacher']:.3f} there).",
                 f"- A toy GA rollout on that position ({roll['steps']} steps) takes the name from "
                 f"{roll['p_name_start']:.3f} to {roll['p_name_end']:.3f} (below 0.5 after {roll['steps_to_half']} "
-                f"steps); the 3 tokens that were likeliest after it go from {roll['runner_up_mass_before']:.1%} to "
+                f"steps); the token that was likeliest after it ({roll.get('runner_up')}) goes from "
+                f"{roll['runner_up_mass_before']:.1%} to "
                 f"{roll['runner_up_mass_after']:.1%} of the mass.",
             ]
         return lines

@@ -10,11 +10,13 @@ equivalent (no test could tell it from the original). A survivor not listed ther
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from . import paths
 from .io import read_json, write_json
+from .provenance import environment
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): 1 and 3 are kills; 0 survived; 36, 24, -24, 152 and 255
 # timed out (a mutant that makes the tests hang counts as caught, as mutmut reports it); 33 and 5: no test ran it.
@@ -75,8 +77,6 @@ def summarise(mutants_dir: Path, equivalent: dict[str, str]) -> dict:
 
 
 def main(argv=None) -> None:
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mutants", default="mutants", help="mutmut's working folder (default: ./mutants)")
     args = ap.parse_args(argv)
@@ -84,8 +84,6 @@ def main(argv=None) -> None:
     result = summarise(Path(args.mutants), equivalent)
     if not result["checked"]:
         raise SystemExit(f"no mutant results under {args.mutants}: run `mutmut run` first")
-    from .provenance import environment
-
     result["provenance"] = environment()
     write_json(paths.RESULTS / "mutation_testing.json", result)
     print(

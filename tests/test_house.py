@@ -21,6 +21,7 @@ ORDER = [
     "progress",
     "labels",
     "losses",
+    "gradients",
     "cache",
     "config",
     "world.attributes",
@@ -56,6 +57,7 @@ ORDER = [
     "outputs",
     "reproduce",
     "robustness",
+    "mutation",
     "findings",
     "cli",
 ]
