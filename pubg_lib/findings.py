@@ -184,7 +184,7 @@ EXERCISES = {
         ("A larger NPO β: where does NPO's forget term flatten against GA's?", f"{RUN} 03 -p 03 npo_beta=2.0"),
         (
             "A smaller GA step on the name position: does the freed mass still go to the likeliest tokens?",
-            f"{RUN} 03 -p 03 ga_learning_rate=0.1 -p 03 rollout_steps=3000",
+            f"{RUN} 03 -p 03 ga_learning_rate=0.1 -p 03 rollout_steps=6000",
         ),
     ],
     "03b_specificity": [

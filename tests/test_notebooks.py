@@ -66,6 +66,7 @@ def test_whole_pipeline_runs_in_smoke_mode():
         "01_recognition",
         "02_name_position",
         "03_gradients",
+        "03_ga_rollout",
         "04_dynamics",
         "05_main_metrics",
         "05_behaviour_gallery",
