@@ -134,7 +134,8 @@ def render() -> str:
         lines += [
             "",
             f"Mutation testing (`make mutate`, on {modules}): {mutation['caught']} of {mutation['checked']} mutants "
-            f"caught ({mutation['kill_rate']:.1%}); of the {mutation['checked'] - mutation['caught']} survivors, "
+            f"caught ({mutation['kill_rate']:.1%}; {sum(m['timeout'] for m in mutation['modules'].values())} of them "
+            f"by making the tests run past mutmut's time limit); of the {mutation['checked'] - mutation['caught']} survivors, "
             f"{mutation['equivalent_survivors']} are equivalent to the original (each explained in "
             f"`tests/equivalent_mutants.json`) and {len(mutation['open_survivors'])} are open work "
             f"(`data/results/mutation_testing.json`).",

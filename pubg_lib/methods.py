@@ -166,7 +166,7 @@ def table() -> list[dict]:
             "method": m.name,
             "what it does": m.summary,
             "forget term": m.term or "–",
-            "on": TARGET_MEANING.get(m.target, "–") if m.target else "–",
+            "on": TARGET_MEANING[m.target] if m.target else "–",
             "guidance (λ)": "yes" if m.uses_bg else "no",
             "retain (γ)": "yes" if m.uses_retain else "no",
         }

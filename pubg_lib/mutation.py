@@ -11,6 +11,7 @@ equivalent (no test could tell it from the original). A survivor not listed ther
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 from pathlib import Path
 
@@ -39,12 +40,17 @@ def _status(code) -> str:
     return "not checked" if code is None else "suspicious"
 
 
-def summarise(mutants_dir: Path, equivalent: dict[str, str]) -> dict:
-    """Counts per module and overall, and the survivors (with the reason each listed equivalent one is)."""
+def summarise(mutants_dir: Path, equivalent: dict[str, str], patterns: list[str] | None = None) -> dict:
+    """Counts per module and overall, and the survivors (with the reason each listed equivalent one is), over the
+    mutants whose names match `patterns` (mutmut's own name patterns; all of them if None)."""
     modules, survivors = {}, []
     for meta in sorted(Path(mutants_dir).rglob("*.py.meta")):
         module = meta.relative_to(mutants_dir).as_posix().removesuffix(".meta")
         codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if patterns:
+            codes = {k: v for k, v in codes.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
+        if not codes:
+            continue
         counts = dict.fromkeys(("killed", "timeout", "survived", "no tests", "not checked", "suspicious"), 0)
         for name, code in sorted(codes.items()):
             status = _status(code)
@@ -78,10 +84,12 @@ def summarise(mutants_dir: Path, equivalent: dict[str, str]) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("patterns", nargs="*", help="the mutant names `mutmut run` was given (default: every mutant)")
     ap.add_argument("--mutants", default="mutants", help="mutmut's working folder (default: ./mutants)")
     args = ap.parse_args(argv)
     equivalent = read_json(EQUIVALENT_FILE)["equivalent"] if EQUIVALENT_FILE.exists() else {}
-    result = summarise(Path(args.mutants), equivalent)
+    result = summarise(Path(args.mutants), equivalent, args.patterns or None)
+    result["patterns"] = args.patterns
     if not result["checked"]:
         raise SystemExit(f"no mutant results under {args.mutants}: run `mutmut run` first")
     result["provenance"] = environment()

@@ -4,6 +4,7 @@ These pin the definitions: a wrong name is a hallucinated identity, not a leak; 
 punctuation and possessives do not hide a name; a fact is a whole phrase; each class rule holds at its threshold.
 """
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -204,3 +205,33 @@ def test_tfidf_refuses_an_empty_corpus_and_mismatched_lengths_by_name():
         TfidfScorer([])
     with pytest.raises(ValueError, match="2 answers but 1 references"):
         TfidfScorer(["a b c"]).similarity(["a", "b"], ["c"])
+
+
+def test_tfidf_is_undefined_exactly_for_answers_with_no_known_word():
+    scorer = TfidfScorer(["the person has amber eyes and red hair", "this is anna berg , a doctor from oslo"])
+    reference = "the person has amber eyes"
+    sims = scorer.similarity(
+        ["zzz qqq www vvv uuu", "amber zzz qqq www vvv", "the person has amber eyes"], [reference] * 3
+    )
+    assert np.isnan(sims[0])  # no word of the vocabulary: nothing to compare
+    assert 0 < sims[1] < 1  # one known word is something said
+    assert sims[2] == pytest.approx(1.0)
+
+
+def test_tfidf_of_an_answer_with_itself_is_at_most_one():
+    """The dot product of two L2-normalised rows can round to just above 1 (1 + 4e-16 for this text): the score is
+    clipped to its range."""
+    text = "oval skin oslo oslo large large"
+    scorer = TfidfScorer([text, "the person has amber eyes", "a doctor from oslo"])
+    (sim,) = scorer.similarity([text], [text])
+    assert sim == 1.0
+
+
+def test_tfidf_refuses_an_empty_corpus_by_name():
+    with pytest.raises(ValueError, match="TF-IDF needs a non-empty corpus"):
+        TfidfScorer([])
+
+
+def test_relative_retain_recognition_is_undefined_when_the_original_recognised_nobody():
+    assert np.isnan(rates.retain_relative(0.5, 0.0))
+    assert rates.retain_relative(0.45, 0.9) == pytest.approx(0.5)

@@ -28,3 +28,15 @@ def test_kills_survivors_and_equivalent_mutants_are_counted_apart(tmp_path):
     assert result["kill_rate_without_equivalent"] == pytest.approx(4 / 5)
     assert result["open_survivors"] == ["b__mutmut_2"]
     assert result["equivalent_survivors"] == 1
+
+
+def test_only_the_mutants_that_were_asked_for_are_counted(tmp_path):
+    _meta(
+        tmp_path,
+        "pubg_lib/unlearn.py",
+        {"pubg_lib.unlearn.x_step__mutmut_1": 1, "pubg_lib.unlearn.x_record__mutmut_1": 0},
+    )
+    _meta(tmp_path, "pubg_lib/losses.py", {"pubg_lib.losses.x_ga__mutmut_1": 0})
+    result = summarise(tmp_path, {}, ["pubg_lib.unlearn.x_step__*"])
+    assert list(result["modules"]) == ["pubg_lib/unlearn.py"]
+    assert (result["checked"], result["caught"], result["open_survivors"]) == (1, 1, [])
