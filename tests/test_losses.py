@@ -118,3 +118,44 @@ def test_one_bg_step_lowers_the_kl():
     before = losses.forward_kl(logits, labels, *teacher).item()
     _step(logits, lambda x: losses.forward_kl(x, labels, *teacher))
     assert losses.forward_kl(logits, labels, *teacher).item() < before
+
+
+@pytest.mark.parametrize("vocab, k, length", [(6, 3, 3), (3, 2, 6)])
+def test_topk_kl_matches_a_hand_computed_k_plus_one_bucket_kl(vocab, k, length):
+    """k < V: the teacher's top-k tokens, plus one bucket for the rest of its mass against the student's rest.
+    Sequence 1 has a single answer position (its mean divides by 1); k is compared with the vocabulary, never with
+    the length (k ≥ T − 1 in the first case, T − 1 ≥ V in the second)."""
+    student = torch.randn(2, length, vocab, dtype=torch.float64)
+    teacher = torch.randn(2, length, vocab, dtype=torch.float64)
+    labels = torch.full((2, length), -100)
+    labels[0, 1:] = 1
+    labels[1, 1] = 2
+    ids, logp = losses.topk_teacher(teacher, labels, k=k)
+    p, q = torch.softmax(teacher[:, :-1], -1), torch.softmax(student[:, :-1], -1)
+    kl = torch.zeros(2, length - 1, dtype=torch.float64)
+    for b in range(2):
+        for t in range(length - 1):
+            top = torch.topk(p[b, t], k).indices
+            rest_p, rest_q = 1 - p[b, t, top].sum(), 1 - q[b, t, top].sum()
+            kl[b, t] = (p[b, t, top] * (p[b, t, top] / q[b, t, top]).log()).sum() + rest_p * (rest_p / rest_q).log()
+    expected = (kl[0].mean() + kl[1, 0:1].mean()) / 2
+    assert losses.forward_kl(student, labels, ids, logp).item() == pytest.approx(expected.item(), rel=1e-10)
+
+
+def test_a_full_vocabulary_teacher_keeps_every_token_in_order():
+    teacher, labels = _toy(vocab=5)
+    for k in (None, 5, 9):
+        ids, logp = losses.topk_teacher(teacher, labels, k=k)
+        assert ids.shape == logp.shape == (2, 4, 5)
+        assert torch.equal(ids, torch.arange(5).expand(2, 4, 5))  # not sorted by probability: the plain vocabulary
+
+
+def test_npo_default_beta_is_the_papers():
+    logits, labels = _toy()
+    ref = torch.tensor([-3.0, -2.0], dtype=torch.float64)
+    assert losses.npo_loss(logits, labels, ref).item() == pytest.approx(
+        losses.npo_loss(logits, labels, ref, 0.1).item()
+    )
+    assert losses.npo_loss(logits, labels, ref).item() != pytest.approx(
+        losses.npo_loss(logits, labels, ref, 1.1).item()
+    )
