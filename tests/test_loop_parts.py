@@ -89,3 +89,67 @@ def test_each_collapse_rule_fires_past_its_threshold_and_not_at_it():
 def test_dynamics_without_gradient_norms_are_judged_on_their_probes():
     dynamics = _dynamics((-1.0, -1.0, -1.0), (-1.0, -1.0, -1.0)).drop(columns="grad_norm")
     assert collapse_diagnostics(dynamics, 100)["collapsed"] is False
+
+
+def _examples(n_forget: int, n_retain: int, seed: int = 0):
+    """The index sampler of a run, without encoding anything (its draws depend only on the pool sizes and the seed)."""
+    from pubg_lib.unlearn import _Examples
+
+    ex = _Examples.__new__(_Examples)
+    ex.private, ex.retain = [None] * n_forget, [None] * n_retain
+    ex.gen = torch.Generator().manual_seed(seed)
+    ex._queues = {"forget": [], "retain": []}
+    return ex
+
+
+def test_draws_cycle_through_each_pool_without_repeats_within_an_epoch():
+    ex = _examples(3, 10)
+    retain = [ex.draw("retain", 5) for _ in range(2)]
+    assert all(len(d) == len(set(d)) == 5 for d in retain)
+    assert sorted(retain[0] + retain[1]) == list(range(10))  # one epoch of the retain pool, its own size
+    assert len(ex.draw("forget", 5)) == 3 and len(ex.draw("forget", 2)) == 2  # never more than the pool holds
+
+
+def test_draws_follow_the_runs_seed_not_the_global_generator():
+    torch.manual_seed(1)
+    first = _examples(4, 7, seed=3).draw("retain", 7)
+    torch.manual_seed(2)
+    assert _examples(4, 7, seed=3).draw("retain", 7) == first
+
+
+class _TwoProcesses:
+    """What one of two processes sees: it is process 1, and the other's finite-loss flag is `other`."""
+
+    def __init__(self, other: float):
+        from accelerate import Accelerator
+
+        outer = self
+
+        class View(Accelerator):
+            num_processes = 2
+            process_index = 1
+            is_main_process = False
+
+            def reduce(self, tensor, reduction="sum", scale=1.0):  # accelerate's signature and default
+                assert reduction == "sum", reduction
+                outer.reduced = True
+                return tensor + other
+
+        self.accelerator, self.reduced = View(), False
+
+
+def test_each_process_trains_on_its_slice_and_all_stop_when_one_diverged(smoke_construction):
+    from pubg_lib.reference import build_unlearning_data
+    from pubg_lib.unlearn import UnlearnConfig, UnlearningDiverged, UnlearningLoop
+
+    con = smoke_construction
+    data = build_unlearning_data(con.lvlm, con.dataset, con.split(2), model_id=str(con.model_dir), progress=False)
+    cfg = UnlearnConfig(method="GA", steps=2, forget_batch=2, retain_batch=2, seed=0)
+    view = _TwoProcesses(other=1.0)  # the other process's loss is finite: a normal step
+    loop = UnlearningLoop(con.lvlm, con.dataset, data, cfg, accelerator=view.accelerator)
+    assert loop.shard([0, 1, 2, 3, 4]) == [1, 3]  # process 1 of 2 takes examples 1, 3, ...
+    assert math.isfinite(loop.step(0)["total"]) and view.reduced
+    view = _TwoProcesses(other=0.0)  # the other process's loss was not finite: this one stops too
+    loop = UnlearningLoop(con.lvlm, con.dataset, data, cfg, accelerator=view.accelerator)
+    with pytest.raises(UnlearningDiverged):
+        loop.step(0)
