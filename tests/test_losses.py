@@ -159,3 +159,21 @@ def test_npo_default_beta_is_the_papers():
     assert losses.npo_loss(logits, labels, ref).item() != pytest.approx(
         losses.npo_loss(logits, labels, ref, 1.1).item()
     )
+
+
+def test_half_precision_logits_are_scored_in_float32():
+    logits, labels = _toy(dtype=torch.float32)
+    half = logits.to(torch.bfloat16)
+    for loss in (losses.ga_loss, losses.nll_loss):
+        assert loss(half, labels).item() == loss(half.float(), labels).item()
+
+
+def test_a_one_token_answer_has_its_tokens_log_probability_as_mean_and_bad_reductions_are_named():
+    logits, _ = _toy()
+    labels = torch.tensor([[-100, -100, 2, -100, -100], [-100, 0, 3, -100, -100]])
+    logp = torch.log_softmax(logits, -1)
+    means = losses.sequence_logprob(logits, labels, "mean")
+    assert means[0].item() == pytest.approx(logp[0, 1, 2].item())
+    assert means[1].item() == pytest.approx(((logp[1, 0, 0] + logp[1, 1, 3]) / 2).item())
+    with pytest.raises(ValueError, match="unknown reduction 'median'"):
+        losses.sequence_logprob(logits, labels, "median")

@@ -295,7 +295,7 @@ def test_the_methods_table_says_what_each_method_does():
 # The loop's parts on crafted inputs.
 
 
-def _teacher(lengths, k=3):
+def _teacher(lengths, k=4):
     ids = [torch.arange(n * k).reshape(n, k) % 7 for n in lengths]
     logps = [torch.log_softmax(torch.randn(n, k), -1) for n in lengths]
     return TeacherCache(ids, logps, torch.zeros(len(lengths)))
@@ -305,15 +305,15 @@ def test_teacher_rows_land_on_the_answer_positions_and_the_rest_is_a_uniform_pla
     teacher = _teacher([2, 3])
     shifted = torch.tensor([[IGNORE, 1, 2, 3], [IGNORE, 5, 6, IGNORE]])
     ids, logp = _teacher_batch(teacher, [1, 0], shifted)  # batch row 0 holds cached example 1
-    assert ids.shape == logp.shape == (2, 4, 3)
+    assert ids.shape == logp.shape == (2, 4, 4)
     assert torch.equal(ids[0, 1:4], teacher.ids[1]) and torch.equal(ids[1, 1:3], teacher.ids[0])
     assert torch.equal(logp[0, 1:4], teacher.logprobs[1])
     # outside the answer: a valid (uniform) distribution, so that nothing non-finite can reach the loss
-    assert torch.allclose(logp[0, 0].exp(), torch.full((3,), 1 / 3)) and torch.allclose(
+    assert torch.allclose(logp[0, 0].exp(), torch.full((4,), 1 / 4)) and torch.allclose(
         logp[1, 3].logsumexp(-1), torch.zeros(())
     )
     one_ids, _ = _teacher_batch(teacher, [0], shifted[1:, :3])  # a single example works too
-    assert one_ids.shape == (1, 3, 3)
+    assert one_ids.shape == (1, 3, 4)
 
 
 def test_a_teacher_row_of_the_wrong_length_is_refused_with_both_lengths():
