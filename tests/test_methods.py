@@ -183,7 +183,7 @@ def test_a_small_positive_weight_keeps_its_term(smoke_construction, data):
     assert terms["retain_nll"].item() == pytest.approx(0.5 * whole["retain_nll"].item(), rel=1e-5)
 
 
-def test_a_step_reports_its_own_time_and_a_diverged_step_says_what_it_did(smoke_construction, data):
+def test_a_step_reports_its_own_time_and_a_diverged_step_says_what_it_did(smoke_construction, data, tmp_path):
     import time
 
     con = smoke_construction
@@ -199,6 +199,14 @@ def test_a_step_reports_its_own_time_and_a_diverged_step_says_what_it_did(smoke_
         loop.step(1)  # no folder given: restored in memory, nothing written
     assert str(raised.value).endswith("the last good adapter was restored")
     assert all(torch.isfinite(p).all() for n, p in loop.peft_model.named_parameters() if "lora_" in n)
+    for name, p in loop.peft_model.named_parameters():
+        if "lora_B" in name:
+            with torch.no_grad():
+                p.fill_(float("nan"))
+    with pytest.raises(UnlearningDiverged) as raised:
+        loop.step(1, last_good_dir=tmp_path / "good")
+    assert str(raised.value).endswith(f"the last good adapter was restored and saved to {tmp_path / 'good'}")
+    assert (tmp_path / "good" / "adapter_model.safetensors").exists()
 
 
 def test_the_npo_beta_reaches_the_loss(smoke_construction, data):
