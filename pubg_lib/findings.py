@@ -130,15 +130,16 @@ def render() -> str:
         ]
     mutation = _load("mutation_testing.json")
     if mutation and mutation.get("checked"):
-        modules = ", ".join(f"`{Path(m).stem}`" for m in mutation["modules"])
+        modules = ", ".join(f"`{Path(m).stem}` ({v['total']})" for m, v in mutation["modules"].items())
+        timeouts = sum(m["timeout"] for m in mutation["modules"].values())
+        survivors = mutation["checked"] - mutation["caught"]
         lines += [
             "",
-            f"Mutation testing (`make mutate`, on {modules}): {mutation['caught']} of {mutation['checked']} mutants "
-            f"caught ({mutation['kill_rate']:.1%}; {sum(m['timeout'] for m in mutation['modules'].values())} of them "
-            f"by making the tests run past mutmut's time limit); of the {mutation['checked'] - mutation['caught']} survivors, "
-            f"{mutation['equivalent_survivors']} are equivalent to the original (each explained in "
-            f"`tests/equivalent_mutants.json`) and {len(mutation['open_survivors'])} are open work "
-            f"(`data/results/mutation_testing.json`).",
+            f"Mutation testing (`make mutate`; mutants per module: {modules}): {mutation['caught']} of "
+            f"{mutation['checked']} mutants caught ({mutation['kill_rate']:.1%}; {timeouts} of them by making the "
+            f"tests run past mutmut's time limit); of the {survivors} survivors, {mutation['equivalent_survivors']} "
+            f"are equivalent to the original (each explained in `tests/equivalent_mutants.json`) and "
+            f"{len(mutation['open_survivors'])} are open work (`data/results/mutation_testing.json`).",
         ]
     lines += ["", END]
     return "\n".join(lines)
