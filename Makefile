@@ -46,9 +46,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# Mutation testing of the loss terms, the method registry and the metric definitions (pyproject's [tool.mutmut]);
-# stores the kill rate and the survivors in data/results/mutation_testing.json (equivalent ones explained in
-# tests/equivalent_mutants.json; `mutmut show NAME` prints a mutant).
+# Mutation testing of the loss terms, the method registry, the metric definitions and the step of the unlearning
+# loop (pyproject's [tool.mutmut] and MUTANTS below); stores the kill rate and the survivors in
+# data/results/mutation_testing.json (equivalent ones explained in tests/equivalent_mutants.json; `mutmut show NAME`
+# prints a mutant).
 # Of the unlearning loop (unlearn.py), the functions that compute a step: the loss terms and their weights, the
 # step (clipping, schedule, divergence), the teacher rows, the example draws and the collapse diagnostics; its
 # configuration, records and set-up are left out (570 more mutants, each loading the smoke world).

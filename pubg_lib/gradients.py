@@ -37,7 +37,7 @@ def ga_rollout(logits: np.ndarray, label: int, learning_rate: float, steps: int)
     out = [_softmax(z)]
     for _ in range(steps):
         p = out[-1]
-        z += learning_rate * descent_directions(p, p, label)["ga"]
+        z += learning_rate * descent_directions(p, p, label)["ga"]  # (GA's direction does not use a teacher)
         out.append(_softmax(z))
     return np.stack(out)
 

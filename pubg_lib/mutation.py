@@ -20,7 +20,7 @@ from .io import read_json, write_json
 from .provenance import environment
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): 1 and 3 are kills; 0 survived; 36, 24, -24, 152 and 255
-# timed out (a mutant that makes the tests hang counts as caught, as mutmut reports it); 33 and 5: no test ran it.
+# timed out (counted here as caught, and apart, so that the README can say how many); 33 and 5: no test ran it.
 KILLED = {1, 3}
 TIMEOUT = {36, 24, -24, 152, 255}
 SURVIVED = {0}
