@@ -58,6 +58,25 @@ def iso_privacy_reached() -> dict[str, bool]:
     return read_json(ISO_PRIVACY_SETTINGS).get("selection", {}).get("reached", {})
 
 
+def draw_data(con: Construction, draw: int, n_forget: int = 5):
+    """Forget-set draw `draw`: its split (the first `n_forget` people of the draw's permutation of the kept people,
+    so draw `seed` is notebook 01's forget set of that size) and its unlearning data (the teacher's references)."""
+    split = make_splits(con.kept, [n_forget], draw)[n_forget]
+    data = build_unlearning_data(con.lvlm, con.dataset, split, model_id=str(con.model_dir), seed=draw, progress=False)
+    return split, data
+
+
+def draw_runs(con: Construction, settings: dict[str, UnlearnConfig], draw: int, n_forget: int = 5, progress=False):
+    """The runs `compare` scores on one draw ({label: UnlearnRun}, each trained once and cached), with the draw's
+    split and data: for looking closer at one draw (other queries, photos, galleries)."""
+    split, data = draw_data(con, draw, n_forget)
+    runs = {
+        label: cached_run(con.lvlm, con.dataset, data, replace(cfg, seed=draw), progress=progress)
+        for label, cfg in settings.items()
+    }
+    return split, data, runs
+
+
 def compare(
     con: Construction,
     settings: dict[str, UnlearnConfig],
@@ -73,23 +92,24 @@ def compare(
     at a higher learning rate)."""
     dataset, lvlm = con.dataset, con.lvlm
     tfidf = tfidf_scorer(dataset)
-    strangers = dataset.people.loc[dataset.people["role"] == "never_seen", "person_id"].tolist()
-    stranger_ids = dataset.photos_of(strangers, ["test"])["photo_id"].tolist()
+    never_seen = dataset.people.loc[dataset.people["role"] == "never_seen", "person_id"].tolist()
     runs = {**settings, **(extra or {})}
     frames = []
     for draw in draws:
-        split = make_splits(con.kept, [n_forget], draw)[n_forget]
-        data = build_unlearning_data(lvlm, dataset, split, model_id=str(con.model_dir), seed=draw, progress=False)
+        split, _, trained = draw_runs(con, runs, draw, n_forget, progress)
         forget_ids = dataset.photos_of(split.forget, ["test"])["photo_id"].tolist()
         retain_ids = dataset.photos_of(split.retain, ["test"])["photo_id"].tolist()
-        models = {"original": lvlm}
-        for label, cfg in runs.items():
-            models[label] = cached_run(lvlm, dataset, data, replace(cfg, seed=draw), progress=progress).lvlm
+        # strangers: people the model never saw, and not in this draw's split (a filter that keeps everyone, as the
+        # smoke world's does, may put one there)
+        strangers = [p for p in never_seen if p not in split.forget and p not in split.retain]
+        stranger_ids = dataset.photos_of(strangers, ["test"])["photo_id"].tolist()
+        models = {"original": lvlm, **{label: run.lvlm for label, run in trained.items()}}
         for label, model in models.items():
-            forget, retain = score_tables(model, dataset, forget_ids, retain_ids, tfidf=tfidf, clip=clip)
-            stranger, _ = score_tables(model, dataset, stranger_ids, [], tfidf=tfidf) if stranger_ids else (None, None)
-            for people, table in (("forget", forget), ("retain", retain), ("stranger", stranger)):
-                if table is not None and len(table):
+            # strangers are scored alongside the forget photos (the same scores), then told apart by person
+            asked, retain = score_tables(model, dataset, forget_ids + stranger_ids, retain_ids, tfidf=tfidf, clip=clip)
+            stranger = asked["person_id"].isin(strangers)
+            for people, table in (("forget", asked[~stranger]), ("retain", retain), ("stranger", asked[stranger])):
+                if len(table):
                     frames.append(table.assign(method=label, draw=draw, people=people))
     return pd.concat(frames, ignore_index=True)
 

@@ -195,3 +195,26 @@ def tradeoff(
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=8, loc="lower left")
     return ax
+
+
+def interval_bars(table: pd.DataFrame, metrics: dict[str, str], *, ncols: int = 3, n_label: str = "n"):
+    """One panel per metric (`{column: panel title}`) with one bar per method (`table`'s `method` column, in its
+    order) at the mean and an error bar from `<column>_ci_low` to `<column>_ci_high` (as `comparison.main_table`
+    writes them); each bar in its method's colour. `n_label` says over what the intervals run."""
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False)
+    names = table["method"].tolist()
+    colors = [method_palette(names)[m] for m in names]
+    for ax, (column, title) in zip(axes.flat, metrics.items()):
+        mean = table[column].to_numpy(dtype=float)
+        low, high = table[f"{column}_ci_low"].to_numpy(dtype=float), table[f"{column}_ci_high"].to_numpy(dtype=float)
+        err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+        ax.bar(names, np.nan_to_num(mean), yerr=err, color=colors, capsize=3, ecolor="k")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("mean (95% CI)")
+        ax.tick_params(axis="x", rotation=35, labelsize=8)
+    for ax in list(axes.flat)[len(metrics) :]:
+        ax.set_visible(False)
+    fig.text(0.99, 0.005, f"intervals: 95% bootstrap, {n_label}", ha="right", fontsize=8)
+    fig.tight_layout()
+    return fig

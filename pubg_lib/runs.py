@@ -155,6 +155,13 @@ def cached_run(
     )
 
 
+def common_settings(path: Path | str | None = None, **common: object) -> UnlearnConfig:
+    """The settings a settings file shares across methods (its `common` part, method PUBG) as one UnlearnConfig:
+    the base a sweep varies. `common` keyword arguments override the file."""
+    path = Path(path) if path is not None else paths.SETTINGS / "methods.json"
+    return from_dict(UnlearnConfig, {**json.loads(path.read_text()).get("common", {}), **common, "method": "PUBG"})
+
+
 def method_settings(
     path: Path | str | None = None, overrides: dict | None = None, **common: object
 ) -> dict[str, UnlearnConfig]:

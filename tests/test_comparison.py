@@ -98,3 +98,29 @@ def test_claims_follow_the_table():
     assert not paper_claims(main_table(answers, reached=reached))["PUBG is the most informative method that forgets"][
         "holds"
     ]
+
+
+def test_compare_scores_each_draws_forget_retain_and_stranger_test_photos_once_per_method(smoke_construction):
+    """On the smoke world: every method's answers on each draw are the draw's forget people's test photos, its
+    retain people's, and strangers' (never-seen people outside the draw's split, even when the smoke filter keeps
+    a never-seen person); the original model is scored alongside."""
+    from pubg_lib.comparison import compare, draw_data
+    from pubg_lib.unlearn import UnlearnConfig
+
+    con = smoke_construction
+    cfg = UnlearnConfig(method="GA", steps=1, forget_batch=2, retain_batch=2)
+    answers = compare(con, {"GA": cfg}, draws=(0, 1), n_forget=2)
+    dataset = con.dataset
+    never_seen = set(dataset.people.loc[dataset.people["role"] == "never_seen", "person_id"])
+    assert set(answers["method"]) == {"original", "GA"}
+    for draw in (0, 1):
+        split, _ = draw_data(con, draw, 2)
+        here = answers[answers["draw"] == draw]
+        for method, rows in here.groupby("method"):
+            by = {p: set(g["photo_id"]) for p, g in rows.groupby("people")}
+            assert by["forget"] == set(dataset.photos_of(split.forget, ["test"])["photo_id"]), method
+            assert by["retain"] == set(dataset.photos_of(split.retain, ["test"])["photo_id"]), method
+            strangers = never_seen - set(split.forget) - set(split.retain)
+            assert by.get("stranger", set()) == set(dataset.photos_of(sorted(strangers), ["test"])["photo_id"])
+            assert not rows.duplicated(["people", "photo_id"]).any()
+        assert set(here["photo_split"]) == {"test"}

@@ -222,3 +222,23 @@ def test_a_saved_run_loads_with_plain_peft_and_transformers(smoke_construction, 
         out = plain.generate(**inputs, max_new_tokens=prompts.MAX_ANSWER_TOKENS, do_sample=False)
     theirs = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
     assert theirs == ours
+
+
+def test_settings_files_give_a_common_base_and_per_method_settings(tmp_path):
+    """A settings file's common part is every method's base (and a sweep's, as `common_settings`); a method's own
+    entries and keyword overrides win, in that order; an unknown method is refused by name."""
+    import json
+
+    from pubg_lib.runs import common_settings, method_settings
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"common": {"steps": 7, "gamma": 2.0}, "methods": {"GA": {"steps": 9}, "PUBG": {}}}))
+    base = common_settings(path)
+    assert (base.method, base.steps, base.gamma) == ("PUBG", 7, 2.0)
+    assert common_settings(path, forget_batch=3).forget_batch == 3
+    settings = method_settings(path, forget_batch=3)
+    assert settings["GA"].steps == 9 and settings["PUBG"].steps == 7 and settings["GA"].forget_batch == 3
+    assert method_settings(path, overrides={"GA": {"steps": 11}})["GA"].steps == 11
+    path.write_text(json.dumps({"common": {}, "methods": {"NOPE": {}}}))
+    with pytest.raises(KeyError, match="NOPE"):
+        method_settings(path)
