@@ -117,7 +117,8 @@ def compare(
 def main_table(answers: pd.DataFrame, reached: dict[str, bool] | None = None, seed: int = 0) -> pd.DataFrame:
     """One row per method: each rate's mean over all answers with its 95% bootstrap interval (`<rate>_ci_low`,
     `<rate>_ci_high`; draws resampled, then answers within a draw) and n; retain recognition also relative to the
-    original model on the same photos. `reached`: whether each method reached the iso-privacy target on val."""
+    original model on the same photos. `reached`: whether each method reached the iso-privacy target on val (None
+    for a row it does not name)."""
     rows = []
     original_retain = answers[(answers["method"] == "original") & (answers["people"] == "retain")]
     base = rates.recognition(original_retain) if len(original_retain) else np.nan
@@ -143,9 +144,18 @@ def main_table(answers: pd.DataFrame, reached: dict[str, bool] | None = None, se
             )
         row["retain_recognition_relative"] = rates.retain_relative(row["retain_recognition"], base)
         row["n_forget_answers"], row["n_draws"] = len(forget), forget["draw"].nunique()
-        row["reached_target"] = None if reached is None or method == "original" else bool(reached.get(method, False))
+        # a row the sweep never chose (the original, an extra run such as "GA lr=0.003") has no answer: None
+        row["reached_target"] = bool(reached[method]) if reached is not None and method in reached else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def by_draw(answers: pd.DataFrame, rate: str = "usr") -> pd.DataFrame:
+    """A forget-side rate (`FORGET_RATES`) per method (rows, in order of appearance) and forget-set draw (columns):
+    whether a setting chosen on one draw's people carries over to the others."""
+    forget = answers[answers["people"] == "forget"]
+    values = forget.assign(value=FORGET_RATES[rate](forget).astype(float))
+    return values.pivot_table(index="method", columns="draw", values="value", aggfunc="mean", sort=False)
 
 
 def paper_claims(table: pd.DataFrame, pubg: str = "PUBG", ga_pushed: str | None = None) -> dict:
@@ -184,9 +194,11 @@ def paper_claims(table: pd.DataFrame, pubg: str = "PUBG", ga_pushed: str | None 
             {m: num(m, "judge_inform") for m in [*forgetting, pubg]},
         ),
         "PUBG is the best grounded method that forgets (CLIP score)": (
-            "clip_score" in t and bool(all(t.loc[pubg, "clip_score"] > t.loc[m, "clip_score"] for m in forgetting)),
-            {m: num(m, "clip_score") for m in [*forgetting, pubg]} if "clip_score" in t else {},
-        ),
+            bool(all(t.loc[pubg, "clip_score"] > t.loc[m, "clip_score"] for m in forgetting)),
+            {m: num(m, "clip_score") for m in [*forgetting, pubg]},
+        )
+        if "clip_score" in t
+        else None,  # not measured (no CLIP scorer): no claim, rather than a claim that fails
         "PUBG keeps retain people (relative recognition >= 0.9)": (
             t.loc[pubg, "retain_recognition_relative"] >= 0.9,
             {pubg: {"mean": float(t.loc[pubg, "retain_recognition_relative"])}},
@@ -197,6 +209,7 @@ def paper_claims(table: pd.DataFrame, pubg: str = "PUBG", ga_pushed: str | None 
         ),
     }
     return {
-        name: {"holds": bool(holds), "numbers": numbers, "compared_with": forgetting}
-        for name, (holds, numbers) in claims.items()
+        name: {"holds": bool(claim[0]), "numbers": claim[1], "compared_with": forgetting}
+        for name, claim in claims.items()
+        if claim is not None
     }

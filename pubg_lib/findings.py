@@ -27,6 +27,8 @@ MAIN_COLUMNS = {
     "degenerate_rate": "degenerate",
     "hallucinated_identity_rate": "wrong identity",
     "retain_recognition_relative": "retain kept",
+    "retain_refusal_rate": "retain refused",
+    "reached_target": "reached target on val",
 }
 
 
@@ -43,6 +45,14 @@ def _fmt(x) -> str:
     if isinstance(x, float):
         return f"{x:.2f}"
     return str(x)
+
+
+def _with_interval(row: dict, column: str) -> str:
+    """A table cell: the value, and its interval where the row holds one (`<column>_ci_low`, `_ci_high`)."""
+    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
+    if low is None or high is None or (isinstance(low, float) and math.isnan(low)):
+        return _fmt(row.get(column))
+    return f"{_fmt(row.get(column))} [{_fmt(low)}, {_fmt(high)}]"
 
 
 def _claims(claims: dict) -> list[str]:
@@ -89,16 +99,19 @@ def render() -> str:
     if failure:
         table = failure["main_table"]
         cols = [c for c in MAIN_COLUMNS if any(c in row for row in table.values())]
+        draws = failure.get("draws")
         lines += [
             "",
-            f"**Main table** (notebook 05; {failure.get('n_forget_photos', '–')} unseen test photos of the forget "
-            f"people, {failure.get('n_retain_photos', '–')} of retain people):",
+            f"**Main table at iso-privacy** (notebook 05: every method at the setting notebook 03c chose for val USR "
+            f">= 0.95; {failure.get('n_forget_photos', '–')} unseen test answers of forget people per method"
+            + (f" over {len(draws)} forget-set draws" if draws else "")
+            + f", {failure.get('n_retain_photos', '–')} of retain people; [95% bootstrap interval]):",
             "",
             "| method | " + " | ".join(MAIN_COLUMNS[c] for c in cols) + " |",
             "|---|" + "---|" * len(cols),
         ]
         for method, row in table.items():
-            lines.append(f"| {method} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+            lines.append(f"| {method} | " + " | ".join(_with_interval(row, c) for c in cols) + " |")
         if failure.get("claims"):
             lines += ["", "- **The paper's claims on this world** (notebook 05):"]
             lines += _claims(failure["claims"])
@@ -151,7 +164,8 @@ NEXT = {
     "02_reference_prompting": "03_loss_derivation",
     "03_loss_derivation": "04_training",
     "04_training": "05_failure_modes",
-    "03b_specificity": "04_training",
+    "03b_specificity": "03c_iso_privacy",
+    "03c_iso_privacy": "04_training",
     "05_failure_modes": "06_generalization",
     "06_generalization": "07_ablations",
 }
@@ -200,6 +214,16 @@ EXERCISES = {
             "-p 03b write_chosen_settings=False",
         ),
     ],
+    "03c_iso_privacy": [
+        (
+            "A stricter privacy target (every val answer private): which methods still get there?",
+            f"{RUN} 03c -p 03c min_usr=1.0 -p 03c write_chosen_settings=False",
+        ),
+        (
+            "Half the trials per method: does each method still reach the target?",
+            f"{RUN} 03c -p 03c n_trials=6 -p 03c write_chosen_settings=False",
+        ),
+    ],
     "04_training": [
         ("Every method four times as long (120 steps): which ones degenerate?", f"{RUN} 04 -p 04 steps=120"),
         (
@@ -210,6 +234,10 @@ EXERCISES = {
     "05_failure_modes": [
         ("Forget ten people instead of five:", f"{RUN} 05 -p 05 n_forget=10"),
         ("The comparison without the aggressive GA row:", f"{RUN} 05 -p 05 aggressive_ga_lr=0.0"),
+        (
+            "Five forget-set draws instead of three: how much narrower are the intervals?",
+            f"{RUN} 05 -p 05 'draws=[0, 1, 2, 3, 4]' -p 05 tradeoff_table=False",
+        ),
     ],
     "06_generalization": [
         (
@@ -272,6 +300,14 @@ def _notebook_findings(stem: str) -> list[str]:
                 f"{roll['runner_up_mass_after']:.1%} of the mass.",
             ]
         return lines
+    if stem == "03c_iso_privacy":
+        return [
+            f"- {m}: {'reaches' if v['reached'] else '**never reaches**'} the target, val USR >= {_fmt(r['min_usr'])} "
+            f"({'chosen at' if v['reached'] else 'best'} val USR {_fmt(v['val']['usr'])}, step {v['step']}; "
+            f"relative retain {_fmt(v['val']['retain_recognition_relative'])}, degenerate "
+            f"{_fmt(v['val']['degenerate'])}; {v['trials']} trials)"
+            for m, v in r["methods"].items()
+        ]
     if stem == "03b_specificity":
         return [
             f"- {m}: val USR {_fmt(v['val']['usr'])}, relative retain {_fmt(v['val']['retain_recognition_relative'])} "
@@ -282,10 +318,12 @@ def _notebook_findings(stem: str) -> list[str]:
         lines = _claims(r.get("claims", {}))
         if stem == "05_failure_modes":
             t = r["main_table"]
+            by_draw = r.get("usr_test_by_draw", {})
             lines += [
-                f"- {m}: USR {_fmt(row.get('usr'))}, inform {_fmt(row.get('judge_inform'))}, refusal "
-                f"{_fmt(row.get('refusal_rate'))}, degenerate {_fmt(row.get('degenerate_rate'))}, wrong identity "
-                f"{_fmt(row.get('hallucinated_identity_rate'))}"
+                f"- {m}: USR {_with_interval(row, 'usr')}"
+                + (f" (by draw: {', '.join(_fmt(v) for v in by_draw[m].values())})" if m in by_draw else "")
+                + f", inform {_fmt(row.get('judge_inform'))}, refusal {_fmt(row.get('refusal_rate'))}, degenerate "
+                f"{_fmt(row.get('degenerate_rate'))}, wrong identity {_fmt(row.get('hallucinated_identity_rate'))}"
                 for m, row in t.items()
             ]
         return [line.strip() for line in lines]

@@ -5,8 +5,8 @@
     python -m pubg_lib.reproduce --only 01 03    # a subset, by number prefix
     python -m pubg_lib.reproduce -p 04 steps=10  # a parameter for one notebook (checked before anything runs)
     python -m pubg_lib.reproduce --force         # rerun notebooks even if nothing they depend on changed
-    python -m pubg_lib.reproduce --sweep         # also rerun the specificity sweep (03b), which rewrites the
-                                                 # committed settings in data/settings/methods.json
+    python -m pubg_lib.reproduce --sweep         # also rerun the sweeps (03b trade-off, 03c iso-privacy), which
+                                                 # rewrite the committed settings in data/settings/
 
 A notebook is skipped when its source, its parameters and the package sources are unchanged since its last
 successful run (recorded in build/reproduce_state.json); `--force` reruns it. The first failing notebook stops the
@@ -32,7 +32,7 @@ from .provenance import environment
 
 # Notebooks that rewrite committed settings run only when asked (--sweep, or named with --only): a plain
 # reproduction uses the settings already chosen and stored in data/settings/.
-ON_REQUEST = ("03b_specificity.ipynb",)
+ON_REQUEST = ("03b_specificity.ipynb", "03c_iso_privacy.ipynb")
 
 
 def notebooks(only: list[str] | None = None, sweep: bool = False) -> list[Path]:
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--sweep",
         action="store_true",
-        help="rerun the specificity sweep (03b) first; it rewrites data/settings/methods.json",
+        help="rerun the sweeps (03b, 03c) first; they rewrite data/settings/methods.json and iso_privacy.json",
     )
     ap.add_argument(
         "-p",

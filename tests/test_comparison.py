@@ -60,7 +60,8 @@ def test_main_table_rates_match_the_rows():
         ],
         ignore_index=True,
     )
-    t = main_table(answers, reached={"REJECT": True}).set_index("method")
+    extra = _answers("GA lr=0.003", "forget", ["degenerate"] * 2)
+    t = main_table(pd.concat([answers, extra], ignore_index=True), reached={"REJECT": True}).set_index("method")
     assert t.loc["REJECT", "usr"] == 1.0 and t.loc["original", "usr"] == 0.0
     assert t.loc["REJECT", "refusal_rate"] == 0.75
     assert t.loc["REJECT", "retain_refusal_rate"] == 0.25 and t.loc["REJECT", "stranger_refusal_rate"] == 0.5
@@ -68,6 +69,8 @@ def test_main_table_rates_match_the_rows():
     assert t.loc["REJECT", "usr_ci_low"] <= t.loc["REJECT", "usr"] <= t.loc["REJECT", "usr_ci_high"]
     assert t.loc["REJECT", "reached_target"] is True or t.loc["REJECT", "reached_target"] == True  # noqa: E712
     assert t.loc["REJECT", "n_forget_answers"] == 4
+    # a row the sweep never chose (the original, an extra run) says nothing about the target, rather than "no"
+    assert t.loc["original", "reached_target"] is None and t.loc["GA lr=0.003", "reached_target"] is None
 
 
 def test_claims_follow_the_table():
@@ -98,6 +101,10 @@ def test_claims_follow_the_table():
     assert not paper_claims(main_table(answers, reached=reached))["PUBG is the most informative method that forgets"][
         "holds"
     ]
+    # grounding is claimed only where it was measured: without CLIP scores the claim is absent, not failed
+    grounded = "PUBG is the best grounded method that forgets (CLIP score)"
+    assert grounded in claims
+    assert grounded not in paper_claims(main_table(answers.drop(columns="clip_score"), reached=reached))
 
 
 def test_compare_scores_each_draws_forget_retain_and_stranger_test_photos_once_per_method(smoke_construction):
@@ -124,3 +131,22 @@ def test_compare_scores_each_draws_forget_retain_and_stranger_test_photos_once_p
             assert by.get("stranger", set()) == set(dataset.photos_of(sorted(strangers), ["test"])["photo_id"])
             assert not rows.duplicated(["people", "photo_id"]).any()
         assert set(here["photo_split"]) == {"test"}
+
+
+def test_a_rate_by_draw_is_the_mean_over_that_draws_forget_answers_only():
+    from pubg_lib.comparison import by_draw
+
+    answers = pd.concat(
+        [
+            _answers("PUBG", "forget", ["grounded_description"] * 3 + ["leak"], draw=0),
+            _answers("PUBG", "forget", ["leak", "leak"], draw=1),
+            _answers("PUBG", "retain", ["leak"] * 5, draw=1),  # retain answers do not count
+            _answers("GA", "forget", ["degenerate"] * 2, draw=0),
+        ],
+        ignore_index=True,
+    )
+    table = by_draw(answers)
+    assert list(table.index) == ["PUBG", "GA"] and list(table.columns) == [0, 1]
+    assert table.loc["PUBG", 0] == 0.75 and table.loc["PUBG", 1] == 0.0 and table.loc["GA", 0] == 1.0
+    assert np.isnan(table.loc["GA", 1])
+    assert by_draw(answers, "degenerate_rate").loc["GA", 0] == 1.0

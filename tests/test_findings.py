@@ -59,3 +59,11 @@ def test_numbers_in_a_findings_cell_come_from_its_results():
     rounded = {f"{v:.2f}" for v in stored.values() if isinstance(v, float)}
     found = re.findall(r"\b[01]\.\d\d\b", findings.notebook_findings("01_dataset_construction"))
     assert found and set(found) <= rounded
+
+
+def test_a_table_cell_carries_its_interval_when_the_row_has_one():
+    row = {"usr": 0.96, "usr_ci_low": 0.9, "usr_ci_high": 1.0, "judge_inform": 4.2, "reached_target": True}
+    assert findings._with_interval(row, "usr") == "0.96 [0.90, 1.00]"
+    assert findings._with_interval(row, "judge_inform") == "4.20"
+    assert findings._with_interval(row, "reached_target") == "yes"
+    assert findings._with_interval({**row, "usr_ci_low": float("nan")}, "usr") == "0.96"

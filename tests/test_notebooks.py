@@ -91,17 +91,31 @@ def test_whole_pipeline_runs_in_smoke_mode():
 
 
 @pytest.mark.slow
-def test_the_sweep_notebook_runs_in_smoke_mode():
-    """The notebook `make sweep` runs (on request only: it chooses the stored settings), with small parameters."""
+def test_the_sweep_notebooks_run_in_smoke_mode():
+    """The notebooks `make sweep` runs (on request only: they choose the stored settings), with small parameters:
+    both give every method the same number of trials, and the iso-privacy one says which methods reached the
+    target, consistently with the val USR it chose them at."""
     from pubg_lib.reproduce import run
 
-    record = run(smoke=True, force=True, sweep=True, only=["03b"], extra={"03b": {"n_trials": 2, "checkpoints": 1}})
-    assert list(record["notebook_seconds"]) == ["03b_specificity.ipynb"]
+    record = run(
+        smoke=True,
+        force=True,
+        sweep=True,
+        only=["03b", "03c"],
+        extra={"03b": {"n_trials": 2, "checkpoints": 1}, "03c": {"checkpoints": 2}},
+    )
+    assert list(record["notebook_seconds"]) == ["03b_specificity.ipynb", "03c_iso_privacy.ipynb"]
     results, figures = paths.output_dirs(True)
     spec = json.loads((results / "specificity.json").read_text())
     assert len({m["trials"] for m in spec["methods"].values()}) == 1  # every method had the same number of trials
-    assert (figures / "03b_tradeoff.png").exists()
-    _figures_inline_and_no_warnings(paths.BUILD / "smoke", [paths.NOTEBOOKS / "03b_specificity.ipynb"])
+    iso = json.loads((results / "03c_iso_privacy.json").read_text())
+    assert {m["trials"] for m in iso["methods"].values()} == {2}
+    assert all(m["reached"] == (m["val"]["usr"] >= iso["min_usr"]) for m in iso["methods"].values())
+    for name in ("03b_tradeoff", "03c_forgetting_speed", "03c_cost_of_forgetting"):
+        assert (figures / f"{name}.png").exists(), name
+    _figures_inline_and_no_warnings(
+        paths.BUILD / "smoke", [paths.NOTEBOOKS / "03b_specificity.ipynb", paths.NOTEBOOKS / "03c_iso_privacy.ipynb"]
+    )
 
 
 def _figures_inline_and_no_warnings(executed_dir, notebooks):
