@@ -36,6 +36,7 @@ from .comparison import compare, iso_privacy_reached, iso_privacy_settings, main
 from .config import default_configs
 from .construction import construct, original_abilities
 from .io import read_json, write_json
+from .metrics.clip_score import WorldClipConfig, world_clip
 from .provenance import environment
 
 # The bars every variant must reach (notebook 01 asserts lower ones on its own world: these leave the margin).
@@ -81,7 +82,8 @@ def claims_on_world(seed: int, smoke: bool = False) -> dict:
     """The paper's claims on the world of `seed`, at the stored iso-privacy settings, on forget-set draw `seed`."""
     con = _world(seed, CLAIMS_THREADS, smoke)
     common = {"forget_batch": 2, "retain_batch": 2, "steps": 4} if smoke else {}
-    answers = compare(con, iso_privacy_settings(**common), draws=(seed,), n_forget=2 if smoke else 5)
+    clip = world_clip(con.dataset, WorldClipConfig(epochs=5) if smoke else WorldClipConfig())  # as notebook 05
+    answers = compare(con, iso_privacy_settings(**common), draws=(seed,), n_forget=2 if smoke else 5, clip=clip)
     table = main_table(answers, reached=iso_privacy_reached())
     return {"seed": seed, "claims": paper_claims(table), "table": table.round(4).to_dict("records")}
 
