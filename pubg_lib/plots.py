@@ -209,7 +209,8 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str], *, ncols: int = 
         mean = table[column].to_numpy(dtype=float)
         low, high = table[f"{column}_ci_low"].to_numpy(dtype=float), table[f"{column}_ci_high"].to_numpy(dtype=float)
         err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
-        ax.bar(names, np.nan_to_num(mean), yerr=err, color=colors, capsize=3, ecolor="k")
+        # an undefined mean (e.g. TF-IDF of a run whose every answer is degenerate) stays undrawn, not a zero bar
+        ax.bar(names, mean, yerr=err, color=colors, capsize=3, ecolor="k")
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("mean (95% CI)")
         ax.tick_params(axis="x", rotation=35, labelsize=8)

@@ -32,3 +32,5 @@ def test_interval_bars_draw_each_mean_with_its_interval_in_the_method_colour():
     np.testing.assert_allclose([(s[0][1], s[1][1]) for s in segments], [(0.05, 0.2), (1.0, 1.0), (0.8, 0.95)])
     assert not fig.axes[1].get_visible()  # the unused panel is hidden
     assert ax.get_title() == "USR"
+    undefined = plots.interval_bars(table.assign(usr=[0.1, np.nan, 0.9]), {"usr": "USR"}).axes[0].patches
+    assert np.isnan(undefined[1].get_height())  # an undefined mean is not drawn as a measured zero
