@@ -1,5 +1,12 @@
 """The paper's comparison: every method at its iso-privacy setting, judged by what it says afterwards.
 
+Notebook 03c chose each method's setting (learning rate, γ, steps) on the first draw's val photos. A setting's
+steps do not carry over to another forget set: the same learning rate forgets other people faster or slower.
+`calibrate_steps` therefore keeps each method's learning rate and γ and chooses its number of steps on each draw's
+own val photos (one trial of `sweep.ISO_STEPS` steps scored at the protocol's checkpoints; the checkpoint with the
+highest val USR, the least damaging among equals): every method as close to full forgetting as it gets on every
+draw, the paper's operating point, without a test photo being looked at.
+
 `compare` trains (or loads) each method's run on several forget-set draws and scores it on the forget people's
 unseen **test** photos (never used for training or for choosing settings), the retain people's test photos and
 the strangers' (never-seen people's) test photos. `main_table` gives one row per method with a 95% bootstrap
@@ -14,7 +21,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from . import paths
+from . import paths, sweep
 from .construction import Construction
 from .entities import make_splits
 from .evaluate import score_tables, tfidf_scorer
@@ -77,6 +84,51 @@ def draw_runs(con: Construction, settings: dict[str, UnlearnConfig], draw: int, 
     return split, data, runs
 
 
+def choose_full_forgetting(trial: pd.DataFrame) -> pd.Series:
+    """The checkpoint of one trial closest to full forgetting: the highest val USR, then the highest relative
+    retain recognition, then the most informative, then the fewest steps (NaN scores last)."""
+    order = ["usr", "retain_recognition_relative", "informativeness", "step"]
+    return trial.sort_values(order, ascending=[False, False, False, True], na_position="last").iloc[0]
+
+
+def calibrate_steps(
+    con: Construction,
+    settings: dict[str, UnlearnConfig],
+    draw: int,
+    n_forget: int = 5,
+    *,
+    max_steps: int = sweep.ISO_STEPS,
+    checkpoints: int | None = None,
+    min_usr: float = sweep.MIN_USR,
+) -> tuple[dict[str, UnlearnConfig], pd.DataFrame]:
+    """Each setting with its number of steps chosen on this draw's val photos (module docstring): one trial of
+    `max_steps` steps at a constant learning rate, scored at `checkpoints` evenly spaced steps (cached like the
+    sweep's trials), and the step of `choose_full_forgetting`. Returns the calibrated settings (seeded with the
+    draw, as `draw_runs` trains them) and one row per method: the chosen step, its val scores and whether it
+    reached `min_usr`."""
+    split, data = draw_data(con, draw, n_forget)
+    forget_ids, retain_ids = sweep.selection_photos(con.dataset, split)
+    original = sweep.score(con.lvlm, con.dataset, forget_ids, retain_ids, 1.0)["retain_recognition"]
+    checkpoints = checkpoints or sweep.PROTOCOLS["iso_privacy"].checkpoints
+    calibrated, rows = {}, []
+    for label, cfg in settings.items():
+        trial = replace(cfg, seed=draw, steps=max_steps, lr_schedule="constant")
+        scored = sweep.run_trial(con.lvlm, con.dataset, data, trial, forget_ids, retain_ids, original, checkpoints)
+        best = choose_full_forgetting(scored)
+        calibrated[label] = replace(trial, steps=int(best["step"]))  # constant rate: k steps *is* checkpoint k
+        rows.append(
+            {
+                "method": label,
+                "draw": draw,
+                "steps": int(best["step"]),
+                "val_usr": float(best["usr"]),
+                "val_retain_recognition_relative": float(best["retain_recognition_relative"]),
+                "reached": bool(best["usr"] >= min_usr),
+            }
+        )
+    return calibrated, pd.DataFrame(rows)
+
+
 def compare(
     con: Construction,
     settings: dict[str, UnlearnConfig],
@@ -85,17 +137,18 @@ def compare(
     *,
     clip=None,
     extra: dict[str, UnlearnConfig] | None = None,
+    per_draw: dict[int, dict[str, UnlearnConfig]] | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Answer tables of the original model and of every method's run on each draw, stacked: one row per answer
     with `method`, `draw` and `people` (forget, retain, stranger). `extra` adds runs under other labels (e.g. GA
-    at a higher learning rate)."""
+    at a higher learning rate); `per_draw` replaces `settings` on the draws it names (e.g. by `calibrate_steps`)."""
     dataset, lvlm = con.dataset, con.lvlm
     tfidf = tfidf_scorer(dataset)
     never_seen = dataset.people.loc[dataset.people["role"] == "never_seen", "person_id"].tolist()
-    runs = {**settings, **(extra or {})}
     frames = []
     for draw in draws:
+        runs = {**(per_draw or {}).get(draw, settings), **(extra or {})}
         split, _, trained = draw_runs(con, runs, draw, n_forget, progress)
         forget_ids = dataset.photos_of(split.forget, ["test"])["photo_id"].tolist()
         retain_ids = dataset.photos_of(split.retain, ["test"])["photo_id"].tolist()

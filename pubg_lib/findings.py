@@ -102,8 +102,9 @@ def render() -> str:
         draws = failure.get("draws")
         lines += [
             "",
-            f"**Main table at iso-privacy** (notebook 05: every method at the setting notebook 03c chose for val USR "
-            f">= 0.95; {failure.get('n_forget_photos', '–')} unseen test answers of forget people per method"
+            f"**Main table at iso-privacy** (notebook 05: every method at the learning rate and γ notebook 03c chose, "
+            f"its steps calibrated on each draw's val photos for the highest val USR; "
+            f"{failure.get('n_forget_photos', '–')} unseen test answers of forget people per method"
             + (f" over {len(draws)} forget-set draws" if draws else "")
             + f", {failure.get('n_retain_photos', '–')} of retain people; [95% bootstrap interval]):",
             "",
@@ -318,10 +319,11 @@ def _notebook_findings(stem: str) -> list[str]:
         lines = _claims(r.get("claims", {}))
         if stem == "05_failure_modes":
             t = r["main_table"]
-            by_draw = r.get("usr_test_by_draw", {})
+            by_draw, steps = r.get("usr_test_by_draw", {}), r.get("steps_by_draw", {})
             lines += [
                 f"- {m}: USR {_with_interval(row, 'usr')}"
                 + (f" (by draw: {', '.join(_fmt(v) for v in by_draw[m].values())})" if m in by_draw else "")
+                + (f", steps by draw {', '.join(str(v) for v in steps[m].values())}" if m in steps else "")
                 + f", inform {_fmt(row.get('judge_inform'))}, refusal {_fmt(row.get('refusal_rate'))}, degenerate "
                 f"{_fmt(row.get('degenerate_rate'))}, wrong identity {_fmt(row.get('hallucinated_identity_rate'))}"
                 for m, row in t.items()

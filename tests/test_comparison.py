@@ -150,3 +150,55 @@ def test_a_rate_by_draw_is_the_mean_over_that_draws_forget_answers_only():
     assert table.loc["PUBG", 0] == 0.75 and table.loc["PUBG", 1] == 0.0 and table.loc["GA", 0] == 1.0
     assert np.isnan(table.loc["GA", 1])
     assert by_draw(answers, "degenerate_rate").loc["GA", 0] == 1.0
+
+
+def test_full_forgetting_takes_the_highest_val_usr_then_the_least_damage_then_the_fewest_steps():
+    from pubg_lib.comparison import choose_full_forgetting
+
+    trial = pd.DataFrame(
+        {
+            "step": [30, 60, 90, 120],
+            "usr": [0.9, 1.0, 1.0, 1.0],
+            "retain_recognition_relative": [1.0, 0.6, 0.8, 0.8],
+            "informativeness": [5.0, 4.0, 3.0, 3.0],
+        }
+    )
+    assert choose_full_forgetting(trial)["step"] == 90  # USR 1.0 first; then retain 0.8; then fewer steps
+    trial.loc[3, "informativeness"] = 4.0
+    assert choose_full_forgetting(trial)["step"] == 120  # informativeness breaks the retain tie before steps
+    trial["usr"] = [np.nan, 0.5, 0.7, 0.6]
+    assert choose_full_forgetting(trial)["step"] == 90  # an unscored checkpoint is never the best
+
+
+def test_calibrated_steps_are_a_checkpoint_of_the_draws_own_val_trial_and_train_to_the_same_model(
+    smoke_construction,
+):
+    """Each draw's steps come from a trial scored on that draw's val photos (never a test photo); the calibrated
+    setting, trained for those steps, is the trial at that checkpoint (constant learning rate, seeded by the
+    draw): scored on the same val photos it gives the same USR."""
+    from dataclasses import replace
+
+    from pubg_lib import sweep
+    from pubg_lib.comparison import calibrate_steps, draw_data, draw_runs
+    from pubg_lib.io import read_json
+    from pubg_lib.unlearn import UnlearnConfig
+
+    con = smoke_construction
+    settings = {"GA": UnlearnConfig(method="GA", steps=1, learning_rate=3e-3, forget_batch=2, retain_batch=2)}
+    for draw in (0, 1):
+        calibrated, table = calibrate_steps(con, settings, draw, 2, max_steps=4, checkpoints=2)
+        cfg, row = calibrated["GA"], table.iloc[0]
+        assert cfg.steps == row["steps"] in (2, 4) and cfg.seed == draw and cfg.lr_schedule == "constant"
+        assert row["reached"] == (row["val_usr"] >= sweep.MIN_USR)
+        split, data = draw_data(con, draw, 2)
+        forget_ids, retain_ids = sweep.selection_photos(con.dataset, split)
+        record = read_json(sweep.trial_path(data, replace(cfg, steps=4)))
+        assert record["forget_photos"] == forget_ids and record["retain_photos"] == retain_ids
+        test_ids = set(con.dataset.photos.loc[con.dataset.photos["photo_split"] == "test", "photo_id"])
+        assert not (set(forget_ids) | set(retain_ids)) & test_ids
+        at_step = {r["step"]: r for r in record["rows"]}
+        assert row["val_usr"] == max(r["usr"] for r in at_step.values())
+        _, _, runs = draw_runs(con, calibrated, draw, 2)
+        again = sweep.score(runs["GA"].lvlm, con.dataset, forget_ids, retain_ids, 1.0)
+        for score in ("usr", "informativeness", "retain_recognition", "degenerate"):
+            assert again[score] == pytest.approx(at_step[cfg.steps][score]), score
