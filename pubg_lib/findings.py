@@ -28,7 +28,7 @@ MAIN_COLUMNS = {
     "hallucinated_identity_rate": "wrong identity",
     "retain_recognition_relative": "retain kept",
     "retain_refusal_rate": "retain refused",
-    "reached_target": "reached target on val",
+    "reached_target": "val USR >= 0.95 on every draw",
 }
 
 
