@@ -28,7 +28,7 @@ def main() -> None:
     from pubg_lib.unlearn import UnlearningLoop
 
     world, model = default_configs(smoke=args.smoke)
-    con = construct(world, model, min_share=0.0 if args.smoke else 0.6, forget_sizes=[2] if args.smoke else [5])
+    con = construct(world, model, forget_sizes=[2] if args.smoke else [5])
     split = con.split(2 if args.smoke else 5)
     data = build_unlearning_data(con.lvlm, con.dataset, split, model_id=str(con.model_dir))
     settings = method_settings()

@@ -4,18 +4,22 @@
 syntax trees (docstrings removed, so comments and documentation do not count) of a `pubg_lib` module and of every
 `pubg_lib` module it imports, transitively: change `losses.py` and every run trained with it gets a new key, so
 `runs.cached_run` trains again instead of loading an adapter the old code made. `entry(kind, settings, module)`
-names the cache folder; `build(folder, write)` fills it atomically.
+names the cache folder; `build(folder, write)` fills it atomically; `exclusive(folder)` makes a second process that
+wants the same entry wait for the first one's instead of computing it again.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import shutil
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+
+from filelock import FileLock
 
 from . import paths
 from .io import replace_dir, staging_dir, strict
@@ -98,6 +102,16 @@ def code_fingerprint(module: str, root: Path | None = None) -> str:
 def entry(kind: str, settings: dict, module: str) -> Path:
     """The cache folder of an artefact of `kind` built by `module` from `settings`."""
     return paths.CACHE / kind / digest({"settings": settings, "code": code_fingerprint(module)})
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path):
+    """Hold the lock of the cache entry `folder` (a `.lock` file beside it): check for the entry and build it inside,
+    and two processes that need it at once (two test workers, two notebooks) build it once, the second loading what
+    the first wrote. Not reentrant: lock an entry in one place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder.with_name(folder.name + ".lock")):
+        yield
 
 
 def build(folder: Path, write: Callable[[Path], None]) -> Path:

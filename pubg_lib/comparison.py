@@ -152,8 +152,8 @@ def compare(
         split, _, trained = draw_runs(con, runs, draw, n_forget, progress)
         forget_ids = dataset.photos_of(split.forget, ["test"])["photo_id"].tolist()
         retain_ids = dataset.photos_of(split.retain, ["test"])["photo_id"].tolist()
-        # strangers: people the model never saw, and not in this draw's split (a filter that keeps everyone, as the
-        # smoke world's does, may put one there)
+        # strangers: people the model never saw, and not in this draw's split (a filter that keeps everyone,
+        # min_share 0, may put one there)
         strangers = [p for p in never_seen if p not in split.forget and p not in split.retain]
         stranger_ids = dataset.photos_of(strangers, ["test"])["photo_id"].tolist()
         models = {"original": lvlm, **{label: run.lvlm for label, run in trained.items()}}

@@ -90,13 +90,14 @@ def construct(
     lvlm, record = get_original_model(world_cfg, model_cfg, dataset=dataset, progress=progress)
     model_dir = original_model_dir(world_cfg, model_cfg)
     answers_path = model_dir / f"identity_answers-{cache.code_fingerprint(__name__)}.csv"
-    if answers_path.exists():
-        answers = pd.read_csv(answers_path, dtype={"named_ids": str}, keep_default_na=False)
-        for column in ("named_correctly", "trained"):
-            answers[column] = answers[column].astype(str) == "True"
-    else:
-        answers = ask_identity(lvlm, dataset, dataset.photos["photo_id"], progress=progress)
-        write_csv(answers_path, answers)
+    with cache.exclusive(answers_path):
+        if answers_path.exists():
+            answers = pd.read_csv(answers_path, dtype={"named_ids": str}, keep_default_na=False)
+            for column in ("named_correctly", "trained"):
+                answers[column] = answers[column].astype(str) == "True"
+        else:
+            answers = ask_identity(lvlm, dataset, dataset.photos["photo_id"], progress=progress)
+            write_csv(answers_path, answers)
     recognition = recognition_filter(answers[answers["photo_split"] != "seen"], min_share)
     kept = recognition.loc[recognition["kept"], "person_id"]
     splits = make_splits(kept, forget_sizes, split_seed)
@@ -109,10 +110,8 @@ SMOKE_FORGET_SIZES = (2,)
 def notebook_01_parameters(seed: int, smoke: bool) -> dict:
     """The recognition filter notebook 01 used on this seed (its `min_share` and forget-set sizes, from its stored
     result in the smoke or full results folder), or the defaults when 01 has stored none for this seed."""
-    if smoke:  # the smoke model is trained for seconds and recognises few: everyone is kept
-        default = {"min_share": 0.0, "forget_sizes": list(SMOKE_FORGET_SIZES)}
-    else:
-        default = {"min_share": DEFAULT_MIN_SHARE, "forget_sizes": [5, 10, 20]}
+    sizes = list(SMOKE_FORGET_SIZES) if smoke else [5, 10, 20]  # the smoke world keeps about 5 people
+    default = {"min_share": DEFAULT_MIN_SHARE, "forget_sizes": sizes}
     path = paths.output_dirs(smoke)[0] / "01_dataset_construction.json"
     used = read_json(path).get("recognition_filter") if path.exists() else None
     if not used:

@@ -191,33 +191,34 @@ def get_original_model(
     world_cfg = world_cfg or WorldConfig()
     model_cfg = model_cfg or TinyModelConfig()
     target = original_model_dir(world_cfg, model_cfg)
-    if not (target / "pretrain.json").exists():
-        dataset = dataset or EntityDataset.from_world(world_cfg)
-        torch.manual_seed(model_cfg.seed)
-        tokenizer = build_tokenizer(world_corpus(dataset))
-        lvlm = LVLM(build_tiny_llava(tokenizer, model_cfg), build_processor(tokenizer, model_cfg), WORLD_MODEL_NAME)
-        t0 = time.perf_counter()
-        log = pretrain(lvlm, dataset, model_cfg, progress=progress)
-        seconds = time.perf_counter() - t0
+    with cache.exclusive(target):  # a second process waits for this pretraining rather than repeating it
+        if not (target / "pretrain.json").exists():
+            dataset = dataset or EntityDataset.from_world(world_cfg)
+            torch.manual_seed(model_cfg.seed)
+            tokenizer = build_tokenizer(world_corpus(dataset))
+            lvlm = LVLM(build_tiny_llava(tokenizer, model_cfg), build_processor(tokenizer, model_cfg), WORLD_MODEL_NAME)
+            t0 = time.perf_counter()
+            log = pretrain(lvlm, dataset, model_cfg, progress=progress)
+            seconds = time.perf_counter() - t0
 
-        def write(tmp: Path) -> None:
-            lvlm.model.save_pretrained(tmp)
-            lvlm.processor.save_pretrained(tmp)
-            write_csv(tmp / "pretrain_log.csv", log)
-            save_config(world_cfg, tmp / "world_config.json")
-            save_config(model_cfg, tmp / "model_config.json")
-            write_json(
-                tmp / "pretrain.json",
-                {  # written last: marks a finished entry
-                    "pretrain_seconds": seconds,
-                    "steps": len(log),
-                    "parameters": sum(p.numel() for p in lvlm.model.parameters()),
-                    "answer_tokens_per_second": float(log["answer_tokens"].sum() / seconds),
-                    "final_loss": float(log["loss"].tail(10).mean()),
-                    "torch_threads": torch.get_num_threads(),
-                },
-            )
+            def write(tmp: Path) -> None:
+                lvlm.model.save_pretrained(tmp)
+                lvlm.processor.save_pretrained(tmp)
+                write_csv(tmp / "pretrain_log.csv", log)
+                save_config(world_cfg, tmp / "world_config.json")
+                save_config(model_cfg, tmp / "model_config.json")
+                write_json(
+                    tmp / "pretrain.json",
+                    {  # written last: marks a finished entry
+                        "pretrain_seconds": seconds,
+                        "steps": len(log),
+                        "parameters": sum(p.numel() for p in lvlm.model.parameters()),
+                        "answer_tokens_per_second": float(log["answer_tokens"].sum() / seconds),
+                        "final_loss": float(log["loss"].tail(10).mean()),
+                        "torch_threads": torch.get_num_threads(),
+                    },
+                )
 
-        cache.build(target, write)
+            cache.build(target, write)
     lvlm = load_lvlm(target, name=WORLD_MODEL_NAME)
     return lvlm, read_json(target / "pretrain.json")

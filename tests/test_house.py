@@ -127,6 +127,30 @@ def test_code_fingerprints_follow_the_code_and_ignore_its_documentation(tmp_path
     assert cache.code_fingerprint("pubg_lib.pretraining", root) == cache.code_fingerprint("pubg_lib.pretraining")
 
 
+def test_an_entry_being_built_is_waited_for_not_built_again(tmp_path):
+    """Three workers that want the same cache entry at once (test workers, notebooks): one builds it, the others wait
+    for its lock and find it there."""
+    import threading
+    import time
+
+    folder = tmp_path / "entry"
+    built = []
+
+    def want():
+        with cache.exclusive(folder):
+            if not folder.exists():
+                built.append(threading.get_ident())
+                time.sleep(0.3)  # long enough for the others to ask meanwhile
+                cache.build(folder, lambda tmp: (tmp / "made").write_text("once"))
+
+    workers = [threading.Thread(target=want) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    assert len(built) == 1 and (folder / "made").read_text() == "once"
+
+
 @pytest.fixture(scope="module")
 def data(smoke_construction):
     con = smoke_construction
@@ -182,7 +206,7 @@ def test_a_method_is_one_registry_entry(smoke_construction, data, monkeypatch):
     assert run.dynamics["half_ga"].notna().sum() == 2
     assert "gamma" in sweep.method_grid("HALF_GA") and "lam" not in sweep.method_grid("HALF_GA")
     lora_b = [p for n, p in run.lvlm.model.named_parameters() if "lora_B" in n]
-    assert any(float(p.abs().max()) > 0 for p in lora_b) and all(torch.isfinite(p).all() for p in lora_b)
+    assert any(float(p.detach().abs().max()) > 0 for p in lora_b) and all(torch.isfinite(p).all() for p in lora_b)
 
 
 def test_registry_entries_are_consistent():

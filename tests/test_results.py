@@ -80,7 +80,8 @@ def test_later_notebooks_keep_the_people_notebook_01_kept(tmp_path, monkeypatch)
 
     monkeypatch.setattr(paths, "output_dirs", lambda smoke, variant=None: (tmp_path, tmp_path))
     assert notebook_01_parameters(0, smoke=False)["min_share"] == DEFAULT_MIN_SHARE
-    assert notebook_01_parameters(0, smoke=True)["min_share"] == 0.0
+    smoke = notebook_01_parameters(0, smoke=True)  # the smoke world recognises its people: the same filter
+    assert smoke["min_share"] == DEFAULT_MIN_SHARE and smoke["forget_sizes"] == [2]
     write_json(
         tmp_path / "01_dataset_construction.json",
         {"recognition_filter": {"seed": 3, "min_share": 0.75, "forget_sizes": [5, 10]}},
