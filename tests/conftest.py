@@ -26,9 +26,9 @@ def pytest_sessionstart(session):
     if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(session.config.option, "numprocesses", None):
         return
     from pubg_lib.config import smoke_configs
-    from pubg_lib.construction import construct
+    from pubg_lib.construction import SMOKE_FORGET_SIZES, construct
 
-    construct(*smoke_configs(seed=0), forget_sizes=(2,), progress=False)
+    construct(*smoke_configs(seed=0), forget_sizes=SMOKE_FORGET_SIZES, progress=False)  # as smoke_construction
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +49,10 @@ def smoke_world(smoke_cfgs):
 def smoke_construction(smoke_cfgs):
     """The smoke world's LLaVA, pretrained in about a minute, with the dataset built from it as notebook 01 builds it:
     the recognition filter on, so every forget and retain person is one the original model names on unseen photos."""
-    from pubg_lib.construction import construct
+    from pubg_lib.construction import SMOKE_FORGET_SIZES, construct
 
     world, model = smoke_cfgs
-    return construct(world, model, forget_sizes=(2,), progress=False)
+    return construct(world, model, forget_sizes=SMOKE_FORGET_SIZES, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -100,7 +100,7 @@ def test_the_original_model_leaks_on_its_forget_set(experiment):
 def test_the_smoke_world_unlearns_as_the_paper_describes(experiment):
     """What the compendium is about, on the smoke world (seconds): PUBG at its stored learning rate, γ and schedule
     stops naming the forget people while the retain people keep their names and the answers stay informative; GA
-    pushed (a learning rate 3x the stored one, no retain term) forgets by degenerating. The margins are wide
+    pushed (ten times its stored learning rate, held constant) forgets by degenerating. The margins are wide
     (measured: PUBG USR 0.94 on seen and 1.0 on unseen photos with retain kept 1.0; GA degenerate 1.0)."""
     settings = method_settings()  # data/settings/methods.json
     pubg = dataclasses.replace(settings["PUBG"], steps=30, **SMALL)
