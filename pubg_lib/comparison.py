@@ -129,6 +129,18 @@ def calibrate_steps(
     return calibrated, pd.DataFrame(rows)
 
 
+def calibrate_draws(
+    con: Construction, settings: dict[str, UnlearnConfig], draws, n_forget: int = 5, **trial
+) -> tuple[dict[int, dict[str, UnlearnConfig]], pd.DataFrame, dict[str, bool]]:
+    """`calibrate_steps` on every draw (`trial`: its keyword arguments, e.g. shorter trials in smoke runs). Returns
+    the per-draw settings for `compare(per_draw=...)`, the chosen steps (one row per method and draw) and whether
+    each method reached the val target on every draw (`main_table(reached=...)`)."""
+    calibration = {d: calibrate_steps(con, settings, d, n_forget, **trial) for d in draws}
+    per_draw = {d: calibrated for d, (calibrated, _) in calibration.items()}
+    steps = pd.concat([table for _, table in calibration.values()], ignore_index=True)
+    return per_draw, steps, steps.groupby("method")["reached"].all().to_dict()
+
+
 def compare(
     con: Construction,
     settings: dict[str, UnlearnConfig],

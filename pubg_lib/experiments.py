@@ -75,6 +75,23 @@ def conditions(group: str, configs: dict[str, UnlearnConfig], seeds, n_forget=(5
     ]
 
 
+# Score columns of an experiment's runs table that are shares of answers (in [0, 1]) and judge scores (in [1, 5]).
+SHARE_PREFIXES = ("usr", "judge_privacy", "refusal", "degenerate", "hallucinated", "attribute", "retain_recognition")
+JUDGE_PREFIXES = ("judge_inform", "judge_hall")
+
+
+def check_score_ranges(runs: pd.DataFrame) -> None:
+    """Every share of answers in [0, 1] and every judge score in [1, 5] (relative retain recognition, a ratio to
+    the original, is exempt); a `ValueError` names the columns out of range. Notebooks check this before they
+    promote their results."""
+    shares = [c for c in runs if c.startswith(SHARE_PREFIXES) and c != "retain_recognition_relative"]
+    judged = [c for c in runs if c.startswith(JUDGE_PREFIXES)]
+    bad = [c for c in shares if not runs[c].dropna().between(0, 1).all()]
+    bad += [c for c in judged if not runs[c].dropna().between(1, 5).all()]
+    if bad:
+        raise ValueError(f"scores out of their range (shares in [0, 1], judge scores in [1, 5]): {bad}")
+
+
 class Experiment:
     """Runs and scores conditions on one construction (`data.construct`): the dataset, the original model, the
     recognised people."""

@@ -84,6 +84,26 @@ def _show_png(png: bytes) -> None:
         display(Image(data=png, format="png"))
 
 
+def label_bars(ax, fmt: str = "{:.2f}") -> None:
+    """Write each bar's value on it: inside a tall bar (clear of its error bar's cap), just above a short one, so a
+    bar at zero or at the scale's floor still says what it is."""
+    top = ax.get_ylim()[1]
+    for bar in ax.patches:
+        height = bar.get_height()
+        if bar.get_width() == 0 or np.isnan(height):
+            continue
+        tall = height > 0.15 * top
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            height / 2 if tall else height + 0.02 * top,
+            fmt.format(height),
+            ha="center",
+            va="center" if tall else "bottom",
+            fontsize=8,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0},
+        )
+
+
 def wrap(text: str, width: int = 34) -> str:
     return "\n".join(textwrap.wrap(text, width)) or "(empty)"
 

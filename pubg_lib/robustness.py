@@ -7,9 +7,9 @@ publish must hold on any of them. Two stages, both written to `data/results/worl
 - `world`: pretrain the default world for several seeds (each draws the people, their photos and the model's
   initialisation) on 1 and 2 threads, and measure each original model as notebook 01 does
   (`construction.original_abilities`); every variant must clear `BARS`.
-- `claims`: on each seed's world (2 threads), the paper's comparison at the stored iso-privacy settings
-  (`comparison.compare` on one forget-set draw) and its claims (`comparison.paper_claims`); notebook 05 asserts on
-  its own world only the claims that hold on every world here.
+- `claims`: on each seed's world (2 threads), the paper's comparison as notebook 05 makes it (one forget-set draw,
+  each method's steps calibrated on its val photos) and its claims (`comparison.paper_claims`); notebook 05
+  asserts on its own world only the claims that hold on every world here.
 
 Each variant runs in its own process (a thread count is a per-process setting) with its own cache folder
 (`build/cache/robustness/threads-N`: the model cache is keyed on settings and code, not on thread counts), one at
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from . import paths
-from .comparison import compare, iso_privacy_reached, iso_privacy_settings, main_table, paper_claims
+from .comparison import calibrate_draws, compare, iso_privacy_settings, main_table, paper_claims
 from .config import default_configs
 from .construction import construct, original_abilities
 from .io import read_json, write_json
@@ -79,13 +79,23 @@ def measure_variant(seed: int, threads: int, smoke: bool = False) -> dict:
 
 
 def claims_on_world(seed: int, smoke: bool = False) -> dict:
-    """The paper's claims on the world of `seed`, at the stored iso-privacy settings, on forget-set draw `seed`."""
+    """The paper's claims on the world of `seed`, as notebook 05 makes them: on forget-set draw `seed`, each method
+    at its stored iso-privacy learning rate and γ with its steps calibrated on the draw's val photos
+    (`comparison.calibrate_draws`)."""
     con = _world(seed, CLAIMS_THREADS, smoke)
-    common = {"forget_batch": 2, "retain_batch": 2, "steps": 4} if smoke else {}
+    n_forget = 2 if smoke else 5
+    settings = iso_privacy_settings(**({"forget_batch": 2, "retain_batch": 2, "steps": 4} if smoke else {}))
+    trial = {"max_steps": 4, "checkpoints": 2} if smoke else {}
+    per_draw, steps, reached = calibrate_draws(con, settings, (seed,), n_forget, **trial)
     clip = world_clip(con.dataset, WorldClipConfig(epochs=5) if smoke else WorldClipConfig())  # as notebook 05
-    answers = compare(con, iso_privacy_settings(**common), draws=(seed,), n_forget=2 if smoke else 5, clip=clip)
-    table = main_table(answers, reached=iso_privacy_reached())
-    return {"seed": seed, "claims": paper_claims(table), "table": table.round(4).to_dict("records")}
+    answers = compare(con, settings, draws=(seed,), n_forget=n_forget, clip=clip, per_draw=per_draw)
+    table = main_table(answers, reached=reached)
+    return {
+        "seed": seed,
+        "claims": paper_claims(table),
+        "table": table.round(4).to_dict("records"),
+        "steps": steps.round(4).to_dict("records"),
+    }
 
 
 def _in_subprocess(args: list[str], threads: int, smoke: bool) -> dict:
@@ -150,6 +160,7 @@ def check_claims(seeds=(0, 1, 2), smoke: bool = False) -> dict:
     return {
         "claims_by_world": {str(w["seed"]): w["claims"] for w in worlds},
         "tables_by_world": {str(w["seed"]): w["table"] for w in worlds},
+        "steps_by_world": {str(w["seed"]): w["steps"] for w in worlds},
         "claims_on_every_world": {n: all(w["claims"][n]["holds"] for w in worlds) for n in names},
         "claim_seeds": list(seeds),
     }

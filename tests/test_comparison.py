@@ -179,7 +179,7 @@ def test_calibrated_steps_are_a_checkpoint_of_the_draws_own_val_trial_and_train_
     from dataclasses import replace
 
     from pubg_lib import sweep
-    from pubg_lib.comparison import calibrate_steps, draw_data, draw_runs
+    from pubg_lib.comparison import calibrate_draws, calibrate_steps, draw_data, draw_runs
     from pubg_lib.io import read_json
     from pubg_lib.unlearn import UnlearnConfig
 
@@ -202,3 +202,8 @@ def test_calibrated_steps_are_a_checkpoint_of_the_draws_own_val_trial_and_train_
         again = sweep.score(runs["GA"].lvlm, con.dataset, forget_ids, retain_ids, 1.0)
         for score in ("usr", "informativeness", "retain_recognition", "degenerate"):
             assert again[score] == pytest.approx(at_step[cfg.steps][score]), score
+    # over several draws (notebook 05 and `make check-world`): the same settings, and "reached" on every draw
+    per_draw, steps, reached = calibrate_draws(con, settings, (0, 1), 2, max_steps=4, checkpoints=2)
+    for draw in (0, 1):
+        assert per_draw[draw] == calibrate_steps(con, settings, draw, 2, max_steps=4, checkpoints=2)[0]
+    assert list(steps["draw"]) == [0, 1] and reached == {"GA": bool(steps["reached"].all())}

@@ -53,6 +53,7 @@ ORDER = [
     "experiments",
     "comparison",
     "plots",
+    "ablations",
     "notebook_parameters",
     "outputs",
     "reproduce",
