@@ -27,7 +27,7 @@ from .entities import make_splits
 from .evaluate import score_tables, tfidf_scorer
 from .io import read_json
 from .metrics import rates
-from .metrics.behaviour import is_refusal
+from .metrics.behaviour import BEHAVIOURS, is_refusal
 from .reference import build_unlearning_data
 from .runs import cached_run, method_settings
 from .stats import bootstrap_interval
@@ -213,6 +213,53 @@ def main_table(answers: pd.DataFrame, reached: dict[str, bool] | None = None, se
         row["reached_target"] = bool(reached[method]) if reached is not None and method in reached else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def behaviour_shares(answers: pd.DataFrame) -> pd.DataFrame:
+    """The share of each behaviour class (`metrics.behaviour.BEHAVIOURS`) in each method's answers on the forget and
+    the retain people's photos, tidy: one row per people, method and behaviour, with `share` and the number of
+    answers `n` it is out of (methods in order of appearance)."""
+    counted = answers[answers["people"].isin(["forget", "retain"])]
+    rows = []
+    for (people, method), group in counted.groupby(["people", "method"], sort=False):
+        shares = group["behaviour"].value_counts(normalize=True)
+        rows += [
+            {"people": people, "method": method, "behaviour": b, "share": float(shares.get(b, 0.0)), "n": len(group)}
+            for b in BEHAVIOURS
+        ]
+    return pd.DataFrame(rows)
+
+
+def calibration_record(steps: pd.DataFrame) -> dict:
+    """The steps each method was calibrated to and its val USR there, by draw (`calibrate_draws`' table), for the
+    results file."""
+    return {
+        "steps_by_draw": {
+            m: {str(d): int(v) for d, v in row.items()}
+            for m, row in steps.pivot(index="method", columns="draw", values="steps").iterrows()
+        },
+        "val_usr_by_draw": {
+            m: {str(d): round(float(v), 4) for d, v in row.items()}
+            for m, row in steps.pivot(index="method", columns="draw", values="val_usr").iterrows()
+        },
+    }
+
+
+def check_main_table(table: pd.DataFrame, n_draws: int) -> None:
+    """What a main table must be before it is promoted (a `ValueError` names what is not): rates in [0, 1], judge
+    scores in [1, 5], every mean inside its interval, every method scored on every draw."""
+    scores = ("judge_inform", "judge_hall", "tfidf_similarity", "clip_score")
+    shares = [c for c in (*FORGET_RATES, *OTHER_RATES) if c in table and c not in scores]
+    problems = [c for c in shares if not table[c].dropna().between(0, 1).all()]
+    problems += [c for c in ("judge_inform", "judge_hall") if not table[c].dropna().between(1, 5).all()]
+    for col in ("usr", "judge_inform", "refusal_rate"):
+        inside = (table[f"{col}_ci_low"] <= table[col] + 1e-9) & (table[col] <= table[f"{col}_ci_high"] + 1e-9)
+        if not inside.all():
+            problems.append(f"{col} outside its interval")
+    if not (table["n_draws"] == n_draws).all():
+        problems.append(f"a method not scored on all {n_draws} draws")
+    if problems:
+        raise ValueError(f"the main table fails its checks: {problems}")
 
 
 def by_draw(answers: pd.DataFrame, rate: str = "usr") -> pd.DataFrame:

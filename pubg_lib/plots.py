@@ -239,3 +239,179 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str], *, ncols: int = 
     fig.text(0.99, 0.005, f"intervals: 95% bootstrap, {n_label}", ha="right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# The main table's panels (notebook 05): {column: panel title}.
+MAIN_METRICS = {
+    "usr": "USR (no private fact) ↑",
+    "usr_name_only": "USR, name only ↑",
+    "judge_inform": "JUDGE inform (1–5) ↑",
+    "clip_score": "CLIP score ↑",
+    "judge_hall": "JUDGE hall (1–5) ↓",
+    "retain_recognition": "retain people named ↑",
+}
+
+
+def main_metrics(table: pd.DataFrame, n_label: str):
+    """The main table (`comparison.main_table`) as `interval_bars` of `MAIN_METRICS`; the title says how many runs
+    forget on unseen photos (USR ≥ 0.95) and which of them is the most informative."""
+    fig = interval_bars(table, MAIN_METRICS, n_label=n_label)
+    forgetting = table[(table["method"] != "original") & (table["usr"] >= 0.95)]
+    if len(forgetting):
+        best = forgetting.loc[forgetting["judge_inform"].idxmax(), "method"]
+        title = (
+            f"{len(forgetting)} of {len(table) - 1} runs forget on unseen photos (USR ≥ 0.95); among them {best} is "
+            "the most informative"
+        )
+    else:
+        title = "No run forgets on unseen photos (USR ≥ 0.95)"
+    fig.suptitle(title, y=1.02)
+    return fig
+
+
+# Naming a retain person is what the model should do: on the retain panel the class is called by its meaning.
+BEHAVIOUR_LABELS = {
+    "forget": {"leak": "leak (names the forget person)"},
+    "retain": {"leak": "names the retain person (right)"},
+}
+
+
+def behaviour_classes(
+    shares: pd.DataFrame, finding: str = "At iso-privacy the methods fail differently", photos: str = "test"
+):
+    """Stacked bars of each method's behaviour classes, one panel per group of people in the tidy table of
+    `comparison.behaviour_shares` (forget, then retain); the title, after `finding`, names each method's most
+    common class on forget photos. `photos` says which photos the answers are on."""
+    order = list(dict.fromkeys(shares["method"]))
+    groups = [g for g in ("forget", "retain") if g in set(shares["people"])]
+    wide = shares.pivot_table(index=["people", "method"], columns="behaviour", values="share", sort=False)
+    wide = wide.reindex(columns=list(dict.fromkeys(shares["behaviour"])))
+    fig, axes = plt.subplots(1, len(groups), figsize=(7.5 * len(groups), 4.6), sharey=True, layout="constrained")
+    for ax, who in zip(np.atleast_1d(axes), groups):
+        part = wide.loc[who].reindex(order)
+        part.plot.bar(stacked=True, ax=ax, width=0.8, color=[BEHAVIOUR_COLORS[c] for c in part.columns])
+        names = [BEHAVIOUR_LABELS[who].get(c, c.replace("_", " ")) for c in part.columns]
+        ax.legend(names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
+        ax.set(xlabel="", ylabel="share of answers", ylim=(0, 1))
+        n = int(shares.loc[shares["people"] == who, "n"].max())
+        ax.set_title(f"{who} people: what each method says (n = {n} {photos} answers per method)")
+        ax.tick_params(axis="x", rotation=30)
+    dominant = wide.loc["forget"].drop(index="original", errors="ignore").idxmax(axis=1)
+    mostly = ", ".join(f"{m} mostly {c.replace('_', ' ')}" for m, c in dominant.items())
+    fig.suptitle(wrap(f"{finding}: {mostly}", 120))
+    return fig
+
+
+def loss_dynamics(dynamics: pd.DataFrame):
+    """The total loss and the probe batch's token-mean log-likelihood of the private (forget) and the retain answers
+    at every step, one line per method (`dynamics`: the runs' `dynamics` tables stacked with a `method` column), on
+    symlog axes (GA's unbounded term would crush every other curve on a linear one); the title says which method
+    pushes the private answers lowest and which keeps the retain answers most likely at the end."""
+    palette = method_palette(dynamics["method"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.0), layout="constrained")
+    panels = [
+        ("total", "total loss (symlog scale)", "total loss"),
+        ("forget_logprob", "mean log p(token), nats (symlog)", "forget: private answers"),
+        ("retain_logprob", "mean log p(token), nats (symlog)", "retain: original answers"),
+    ]
+    for ax, (col, ylabel, title) in zip(axes, panels):
+        sns.lineplot(dynamics, x="step", y=col, hue="method", palette=palette, ax=ax, legend=ax is axes[0])
+        ax.set(xlabel="unlearning step", ylabel=ylabel, title=title)
+        ax.set_yscale("symlog", linthresh=1.0)
+    end = dynamics.sort_values("step").groupby("method").last()
+    fig.suptitle(
+        f"At the end, {end['forget_logprob'].idxmin()} pushes the private answers lowest "
+        f"({end['forget_logprob'].min():.1f} nats/token) and {end['retain_logprob'].idxmax()} keeps retain answers "
+        f"most likely ({end['retain_logprob'].max():.2f})"
+    )
+    return fig
+
+
+LOSS_TERMS = ("ga", "npo", "nll_random", "nll_refusal", "bg_kl", "retain_nll", "retain_kl")
+
+
+def loss_terms(dynamics: pd.DataFrame):
+    """Each method's weighted loss terms (`LOSS_TERMS` present in `dynamics`) against the step, one panel per
+    method; the title names each method's largest term at the last step."""
+    terms = [c for c in dynamics.columns if c in LOSS_TERMS]
+    long = dynamics.melt(id_vars=["method", "step"], value_vars=terms, var_name="term", value_name="value").dropna()
+    grid = sns.relplot(
+        long,
+        x="step",
+        y="value",
+        hue="term",
+        col="method",
+        kind="line",
+        col_wrap=4,
+        height=2.6,
+        facet_kws={"sharey": False},
+    )
+    grid.set_axis_labels("unlearning step", "weighted loss term")
+    last = long.sort_values("step").groupby(["method", "term"])["value"].last().abs()
+    largest = last.groupby(level="method").idxmax().map(lambda mt: mt[1])
+    grid.figure.suptitle(
+        wrap("The largest weighted term at the last step: " + ", ".join(f"{m} {t}" for m, t in largest.items()), 110),
+        y=1.05,
+    )
+    return grid.figure
+
+
+def sweep_trials(points: pd.DataFrame, chosen: pd.DataFrame, *, min_usr: float, min_retain: float | None, title: str):
+    """A sweep's trials (one point per trial or checkpoint, in its method's colour and marker) at their val USR
+    against relative retain recognition, the chosen setting of each method circled, and the region of the selection
+    target shaded (USR ≥ `min_usr`, and retain ≥ `min_retain` if given)."""
+    fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
+    target = f"target (val USR ≥ {min_usr:g}" + (f", retain ≥ {min_retain:g})" if min_retain is not None else ")")
+    ymin = (min_retain or 0.0) / 1.1
+    ax.axvspan(min_usr, 1.02, ymin=ymin, ymax=1, color="tab:green", alpha=0.12, label=target)
+    points = points.dropna(subset=["usr", "retain_recognition_relative"])
+    if len(points):
+        sns.scatterplot(
+            points,
+            x="usr",
+            y="retain_recognition_relative",
+            hue="method",
+            style="method",
+            palette=method_palette(points["method"]),
+            s=50,
+            alpha=0.75,
+            ax=ax,
+        )
+    ax.scatter(
+        chosen["usr"], chosen["retain_recognition_relative"], s=260, facecolors="none", edgecolors="k", label="chosen"
+    )
+    ax.set(
+        xlabel="USR on val photos of forget people (higher = less leak)",
+        ylabel="retain recognition on val photos\n(relative to the original model)",
+        xlim=(-0.02, 1.02),
+        ylim=(0, 1.1),
+        title=title,
+    )
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def forgetting_speed(trials: pd.DataFrame, chosen: pd.DataFrame, min_usr: float):
+    """Per method and checkpoint, the best val USR over its trials and that trial's relative retain recognition;
+    the title says how many methods reach the target within the protocol's steps."""
+    best = (
+        trials.sort_values(["usr", "retain_recognition_relative"], ascending=False)
+        .groupby(["method", "step"], as_index=False)
+        .first()
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharex=True, layout="constrained")
+    palette = method_palette(best["method"])
+    for ax, column, label in (
+        (axes[0], "usr", "best val USR over the method's trials"),
+        (axes[1], "retain_recognition_relative", "retain recognition of that trial\n(relative to the original)"),
+    ):
+        sns.lineplot(best, x="step", y=column, hue="method", palette=palette, marker="o", ax=ax, legend=ax is axes[1])
+        ax.set(xlabel="unlearning step", ylabel=label, ylim=(-0.02, 1.05))
+    axes[0].axhline(min_usr, color="k", ls="--", lw=1, label=f"target {min_usr}")
+    axes[1].legend(fontsize=8, loc="lower left")
+    reached = chosen["reached"]
+    fig.suptitle(
+        f"{int(reached.sum())} of {len(reached)} methods reach val USR ≥ {min_usr} within {int(trials['step'].max())} "
+        f"steps ({trials['trial'].nunique() // len(reached)} trials each)"
+    )
+    return fig

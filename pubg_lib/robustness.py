@@ -39,6 +39,11 @@ from .io import read_json, write_json
 from .metrics.clip_score import WorldClipConfig, world_clip
 from .provenance import environment
 
+
+class ClaimError(AssertionError):
+    """A claim that should hold on every world does not hold on this one."""
+
+
 # The bars every variant must reach (notebook 01 asserts lower ones on its own world: these leave the margin).
 BARS = {
     "unseen_recognition_accuracy": 0.93,
@@ -188,6 +193,17 @@ def claims_held_on_every_world(smoke: bool = False) -> set[str]:
     if not path.exists():
         return set()
     return {name for name, holds in read_json(path).get("claims_on_every_world", {}).items() if holds}
+
+
+def check_claims_held(claims: dict, smoke: bool = False) -> list[str]:
+    """On one world (a notebook's), check the claims that `make check-world` found holding on every world it
+    measured, and return their names; the other claims are only reported (one world is one draw of the world). A
+    `ClaimError` names a claim that fails here."""
+    asserted = sorted(set(claims) & claims_held_on_every_world(smoke))
+    failed = [name for name in asserted if not claims[name]["holds"]]
+    if failed:
+        raise ClaimError(f"claims that hold on every world measured by make check-world fail here: {failed}")
+    return asserted
 
 
 def main(argv=None) -> None:

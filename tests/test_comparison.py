@@ -73,6 +73,54 @@ def test_main_table_rates_match_the_rows():
     assert t.loc["original", "reached_target"] is None and t.loc["GA lr=0.003", "reached_target"] is None
 
 
+def test_behaviour_shares_are_tidy_and_drawn_as_stacked_bars_that_sum_to_one():
+    import matplotlib
+
+    from pubg_lib import plots
+    from pubg_lib.comparison import behaviour_shares
+    from pubg_lib.metrics.behaviour import BEHAVIOURS
+
+    matplotlib.use("Agg")
+    answers = pd.concat(
+        [
+            _answers("original", "forget", ["leak"] * 4),
+            _answers("original", "retain", ["leak"] * 4),
+            _answers("GA", "forget", ["degenerate", "degenerate", "degenerate", "leak"]),
+            _answers("GA", "retain", ["degenerate", "leak", "leak", "leak"]),
+            _answers("GA", "stranger", ["refusal"]),  # strangers are not counted
+        ],
+        ignore_index=True,
+    )
+    shares = behaviour_shares(answers)
+    assert len(shares) == 2 * 2 * len(BEHAVIOURS) and set(shares["n"]) == {4}
+    assert shares.groupby(["people", "method"])["share"].sum().tolist() == pytest.approx([1.0] * 4)
+    ga = shares[(shares["method"] == "GA") & (shares["people"] == "forget")].set_index("behaviour")["share"]
+    assert ga["degenerate"] == 0.75 and ga["leak"] == 0.25 and ga["refusal"] == 0.0
+    fig = plots.behaviour_classes(shares)
+    assert "GA mostly degenerate" in fig._suptitle.get_text()
+    retain_legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "names the retain person (right)" in retain_legend and "leak (names the forget person)" not in retain_legend
+
+
+def test_a_main_table_that_breaks_its_invariants_is_named():
+    from pubg_lib.comparison import check_main_table
+
+    answers = pd.concat(
+        [_answers("original", p, ["leak"] * 4) for p in ("forget", "retain")]
+        + [_answers("PUBG", p, ["grounded_description"] * 4, draw=d) for p in ("forget", "retain") for d in (0, 1)],
+        ignore_index=True,
+    )
+    table = main_table(answers)
+    check_main_table(table[table["method"] == "PUBG"], n_draws=2)
+    with pytest.raises(ValueError, match="not scored on all 2 draws"):
+        check_main_table(table, n_draws=2)  # the original here has one draw
+    broken = table.assign(usr=table["usr"] + 2)
+    with pytest.raises(ValueError, match="'usr'.*usr outside its interval"):
+        check_main_table(broken[broken["method"] == "PUBG"], n_draws=2)
+    with pytest.raises(ValueError, match="judge_inform"):
+        check_main_table(table.assign(judge_inform=0.0)[table["method"] == "PUBG"], n_draws=2)
+
+
 def test_claims_follow_the_table():
     answers = pd.concat(
         [
@@ -207,3 +255,17 @@ def test_calibrated_steps_are_a_checkpoint_of_the_draws_own_val_trial_and_train_
     for draw in (0, 1):
         assert per_draw[draw] == calibrate_steps(con, settings, draw, 2, max_steps=4, checkpoints=2)[0]
     assert list(steps["draw"]) == [0, 1] and reached == {"GA": bool(steps["reached"].all())}
+
+
+def test_a_notebook_asserts_only_the_claims_that_hold_on_every_world(tmp_path, monkeypatch):
+    from pubg_lib import robustness
+
+    stored = tmp_path / "world_robustness.json"
+    stored.write_text('{"claims_on_every_world": {"A": true, "B": false}}')
+    monkeypatch.setattr(robustness, "results_path", lambda smoke: stored)
+    claims = {"A": {"holds": True}, "B": {"holds": False}, "C": {"holds": False}}
+    assert robustness.check_claims_held(claims) == ["A"]  # B and C are reported, not asserted
+    with pytest.raises(robustness.ClaimError, match="'A'"):
+        robustness.check_claims_held({**claims, "A": {"holds": False}})
+    stored.unlink()
+    assert robustness.check_claims_held({"A": {"holds": False}}) == []  # check-world has not run: nothing asserted

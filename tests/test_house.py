@@ -54,6 +54,7 @@ ORDER = [
     "comparison",
     "plots",
     "ablations",
+    "generalization",
     "notebook_parameters",
     "outputs",
     "reproduce",
