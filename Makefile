@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: venv lock lint test test-slow mutate reproduce sweep smoke check-world lab clean-build
+.PHONY: venv lock lint test test-slow mutate reproduce sweep smoke check-world figures lab clean-build
 
 venv: $(STAMP)
 
@@ -80,6 +80,11 @@ lab: $(STAMP)
 
 # The world model on several seeds and thread counts, one pretraining per variant (each a quarter of an hour or
 # more on 2 cores); writes world_robustness.json. Variants measured elsewhere: ARGS="--stage world --from-rows ...".
+# Every figure drawn from a stored table, redrawn from data/results/ without training (PNG and PDF into figures/;
+# e.g. ARGS="--formats png svg --out build/figures"); the figures it cannot redraw are listed with the reason.
+figures: $(STAMP)
+	$(PY) -m pubg_lib.figures $(ARGS)
+
 check-world: $(STAMP)
 	$(PY) -m pubg_lib.robustness $(ARGS)
 

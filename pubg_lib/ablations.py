@@ -224,6 +224,8 @@ def reference_figure(reference_runs: pd.DataFrame):
     """Left: the quality of each reference on the forget people's seen photos (columns of `REFERENCE_SCORES`,
     one value per run); right: PUBG trained with it. The title says how far PUBG's privacy follows its
     reference."""
+    if "reference_name_free" not in reference_runs:  # (a runs table stored before 07 kept the reference quality)
+        raise KeyError("reference_name_free")
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), layout="constrained")
     for ax, scores, title, ylabel in (
         (axes[0], REFERENCE_SCORES, "the reference answers (teacher, seen photos)", "share"),

@@ -61,15 +61,30 @@ def method_palette(names) -> dict[str, str]:
     return out
 
 
-def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130) -> None:
-    """Save `fig` as `<figures_dir>/<name>.png` (atomically) and show the same PNG where the reader is: in a
-    notebook, as the cell's `image/png` output (the executed copy and its HTML show it, whatever the matplotlib
-    backend); the figure is then closed so that it is not drawn twice."""
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def savefig(fig, name: str, figures_dir: Path | str | None = None, dpi: int = 130, formats=("png",)) -> None:
+    """Save `fig` as `<figures_dir>/<name>.<format>` for each of `formats` (PNG, PDF, SVG; atomically, without a
+    creation date, so the same figure gives the same bytes) and show the PNG where the reader is: in a notebook,
+    as the cell's `image/png` output (the executed copy and its HTML show it, whatever the matplotlib backend); the
+    figure is then closed so that it is not drawn twice."""
+    if Path(name).suffix.lstrip(".") in FIGURE_FORMATS:
+        raise ValueError(f"figure name {name!r}: give it without an extension and choose formats=(...)")
+    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
+    if unknown:
+        raise ValueError(f"unknown figure formats {unknown}; choose from {FIGURE_FORMATS}")
     folder = Path(figures_dir) if figures_dir is not None else paths.FIGURES
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
-    _show_png(buf.getvalue())
+    rendered = {}
+    for fmt in dict.fromkeys(("png", *formats)):
+        buf = io.BytesIO()
+        metadata = {"png": {}, "pdf": {"CreationDate": None}, "svg": {"Date": None}}[fmt]
+        with plt.rc_context({"svg.hashsalt": name}):  # SVG element ids from the name, not at random
+            fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        rendered[fmt] = buf.getvalue()
+    for fmt in formats:
+        atomic_write_bytes(folder / f"{name}.{fmt}", rendered[fmt])
+    _show_png(rendered["png"])
     plt.close(fig)
 
 
@@ -252,10 +267,12 @@ MAIN_METRICS = {
 }
 
 
-def main_metrics(table: pd.DataFrame, n_label: str):
-    """The main table (`comparison.main_table`) as `interval_bars` of `MAIN_METRICS`; the title says how many runs
-    forget on unseen photos (USR ≥ 0.95) and which of them is the most informative."""
-    fig = interval_bars(table, MAIN_METRICS, n_label=n_label)
+def main_metrics(table: pd.DataFrame):
+    """The main table (`comparison.main_table`, or its stored CSV) as `interval_bars` of `MAIN_METRICS`, with the n
+    of its rows; the title says how many runs forget on unseen photos (USR ≥ 0.95) and which of them is the most
+    informative."""
+    n, draws = int(table["n_forget_answers"].max()), int(table["n_draws"].max())
+    fig = interval_bars(table, MAIN_METRICS, n_label=f"n = {n} forget test answers per method over {draws} draws")
     forgetting = table[(table["method"] != "original") & (table["usr"] >= 0.95)]
     if len(forgetting):
         best = forgetting.loc[forgetting["judge_inform"].idxmax(), "method"]

@@ -55,6 +55,7 @@ ORDER = [
     "plots",
     "ablations",
     "generalization",
+    "figures",
     "notebook_parameters",
     "outputs",
     "reproduce",
