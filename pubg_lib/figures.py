@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import ablations, generalization, paths, plots
+from . import ablations, attacks, generalization, paths, plots
 from .io import read_json
 
 
@@ -33,6 +33,10 @@ def _json(name: str) -> dict:
 
 def _runs07(group: str) -> pd.DataFrame:
     return ablations.group(_csv("07_runs.csv"), group)
+
+
+def _re_elicitation(table: pd.DataFrame):
+    return plots.re_elicitation(table, attacks.resurfacing(table))
 
 
 def _trainable() -> dict[int, int]:
@@ -58,6 +62,10 @@ REDRAWN: dict[str, tuple[list[str], Callable]] = {
     "07_lora_rank": (
         ["07_runs.csv", "07_ablations.json"],
         lambda: ablations.rank_figure(_runs07("lora_rank"), _trainable()),
+    ),
+    "08_re_elicitation": (
+        ["08_re_elicitation.csv"],
+        lambda: _re_elicitation(_csv("08_re_elicitation.csv")),
     ),
 }
 # Figures only their notebook draws, and why.

@@ -169,6 +169,7 @@ NEXT = {
     "03c_iso_privacy": "04_training",
     "05_failure_modes": "06_generalization",
     "06_generalization": "07_ablations",
+    "07_ablations": "08_re_elicitation",
 }
 
 
@@ -254,6 +255,14 @@ EXERCISES = {
         ("A finer λ axis:", f"{RUN} 07 -p 07 'lams=[0.0, 0.5, 1.0, 2.0, 8.0]'"),
         ("Smaller LoRA ranks:", f"{RUN} 07 -p 07 'ranks=[1, 2, 4]'"),
     ],
+    "08_re_elicitation": [
+        (
+            "A longer relearning attack: does anything come back after 50 steps?",
+            f"{RUN} 08 -p 08 'relearn_steps=[5, 20, 50]'",
+        ),
+        ("A harsher rounding (3 bits per weight):", f"{RUN} 08 -p 08 bits=3"),
+        ("Another forget set (notebook 05's second draw):", f"{RUN} 08 -p 08 draw=1"),
+    ],
 }
 
 
@@ -329,6 +338,23 @@ def _notebook_findings(stem: str) -> list[str]:
                 for m, row in t.items()
             ]
         return [line.strip() for line in lines]
+    if stem == "08_re_elicitation":
+        lines = []
+        for method, groups in r["leaks"].items():
+            forget, floor = groups["forget"], groups.get("stranger", {})
+            cells = [
+                f"{attack} {_fmt(row['leak_rate'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+                + (f" (strangers {_fmt(floor[attack]['leak_rate'])})" if attack in floor else "")
+                for attack, row in forget.items()
+            ]
+            lines.append(f"- {method}: " + "; ".join(cells))
+        again = {m: a for m, a in r["resurfaced"].items() if a}
+        lines.append(
+            "- Leaks again above its paper-query rate and the strangers' floor: "
+            + ("; ".join(f"{m} under {', '.join(a)}" for m, a in again.items()) if again else "no unlearned model")
+            + f" (n = {r['n_forget_photos']} forget test photos)."
+        )
+        return lines
     if stem == "06_generalization":
         return [
             f"- {key}: USR on unseen photos {_fmt(row['usr_unseen_mean'])} ± {_fmt(row.get('usr_unseen_sd'))}, "

@@ -432,3 +432,39 @@ def forgetting_speed(trials: pd.DataFrame, chosen: pd.DataFrame, min_usr: float)
         f"steps ({trials['trial'].nunique() // len(reached)} trials each)"
     )
     return fig
+
+
+def re_elicitation(table: pd.DataFrame, resurfaced: dict[str, list[str]]):
+    """Leak rate under each attack, one bar per model in its method's colour with its 95% interval: forget people
+    (top) and strangers, people no model ever saw (bottom: the chance floor of each attack). `resurfaced`
+    (`attacks.resurfacing`) says in the title which models leak again and under what."""
+    methods = list(dict.fromkeys(table["method"]))
+    attacks = list(dict.fromkeys(table["attack"]))
+    palette = method_palette(methods)
+    fig, axes = plt.subplots(2, 1, figsize=(15, 8.5), sharex=True, layout="constrained")
+    width = 0.8 / len(methods)
+    x = np.arange(len(attacks))
+    for ax, people, title in (
+        (axes[0], "forget", "forget people (unseen test photos; by name: the forget people)"),
+        (axes[1], "stranger", "strangers: people no model ever saw (what an attack finds by chance)"),
+    ):
+        part = table[table["people"] == people].set_index(["method", "attack"])
+        for k, method in enumerate(methods):
+            rows = part.loc[method].reindex(attacks)
+            err = np.vstack([rows["leak_rate"] - rows["ci_low"], rows["ci_high"] - rows["leak_rate"]])
+            at = x - 0.4 + width * (k + 0.5)
+            ax.bar(at, rows["leak_rate"], width, yerr=np.nan_to_num(err), capsize=2, color=palette[method],
+                   label=method, ecolor="0.3")  # fmt: skip
+            ax.scatter(at, rows["leak_rate"], s=9, color=palette[method], zorder=3)  # a zero rate stays visible
+        n = int(part["n"].max())
+        ax.set(ylabel="leak rate (private fact stated)", ylim=(0, 1.05), title=f"{title}; n ≤ {n} probes per bar")
+    axes[0].legend(ncol=len(methods), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.02))
+    axes[1].set_xticks(x, [wrap(a, 18) for a in attacks], fontsize=9)
+    leaking = {m: a for m, a in resurfaced.items() if a}
+    finding = (
+        "Forgetting that resurfaces: " + "; ".join(f"{m} under {', '.join(a)}" for m, a in leaking.items())
+        if leaking
+        else "No unlearned model leaks again under any attack above its own paper-query rate and the chance floor"
+    )
+    fig.suptitle(wrap(finding + " (95% intervals, people resampled)", 140))
+    return fig

@@ -52,6 +52,7 @@ ORDER = [
     "sweep",
     "experiments",
     "comparison",
+    "attacks",
     "plots",
     "ablations",
     "generalization",

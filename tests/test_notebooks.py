@@ -57,7 +57,7 @@ def test_method_colours_are_fixed_and_variants_are_darker():
 
 # The smoke pipeline in two halves, so that `make test`'s two workers share it (conftest puts them first, one on each
 # worker); the second half's notebooks wait for the smoke world the first half (or any other test) pretrains.
-PIPELINE_HALVES = {"01-04": ["01", "02", "03", "04"], "05-07": ["05", "06", "07"]}
+PIPELINE_HALVES = {"01-04": ["01", "02", "03", "04"], "05-08": ["05", "06", "07", "08"]}
 
 
 def test_the_pipeline_halves_are_every_notebook_of_make_reproduce_in_order():
@@ -81,7 +81,7 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
     results, figures = paths.output_dirs(True)
     figure_names = {
         "01-04": ("01_recognition", "02_name_position", "03_gradients", "03_ga_rollout", "04_dynamics"),
-        "05-07": (
+        "05-08": (
             "05_main_metrics",
             "05_behaviour_gallery",
             "06_seen_unseen",
@@ -90,6 +90,7 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
             "07_lambda_pareto",
             "07_instructions",
             "07_lora_rank",
+            "08_re_elicitation",
         ),
     }[half]
     for name in figure_names:
@@ -112,6 +113,9 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
         )
         ablations = json.loads((results / "07_ablations.json").read_text())
         assert set(ablations) >= {"terms", "lambda", "reference", "lora_rank", "claims"}
+        attacked = json.loads((results / "08_re_elicitation.json").read_text())
+        assert set(attacked["leaks"]) >= {"original", "PUBG"}
+        assert set(attacked["leaks"]["PUBG"]) == {"forget", "stranger"}
         table = (results / "05_main_table.csv").read_text().splitlines()
         assert table[0].split(",")[0] == "method" and len(table) >= 3
     _figures_inline_and_no_warnings(paths.BUILD / "smoke", ran)
