@@ -133,6 +133,18 @@ def render() -> str:
     if ablations and ablations.get("claims"):
         lines.append(f"- **Ablations** (notebook 07, seeds {ablations.get('seeds')}):")
         lines += _claims(ablations["claims"])
+    attacked = _load("08_re_elicitation.json")
+    if attacked and attacked.get("leaks"):
+        by_name = {m: g["forget"].get("by name, no photo", {}).get("leak_rate") for m, g in attacked["leaks"].items()}
+        again = {m: a for m, a in attacked["resurfaced"].items() if a}
+        lines.append(
+            f"- **Re-elicitation** (notebook 08, draw {attacked['draw']}, n = {attacked['n_forget_photos']} forget "
+            "test photos): asked by name without a photo, the forget people's facts come back at "
+            + ", ".join(f"{m} {_fmt(v)}" for m, v in by_name.items())
+            + "; leaks again above its own paper-query rate and the strangers' floor: "
+            + ("; ".join(f"{m} under {', '.join(a)}" for m, a in again.items()) if again else "none")
+            + "."
+        )
     timing = (_load("reproduce.json") or {}).get("last_run_that_executed")
     if timing and timing.get("wall_seconds"):
         slowest = max(timing["notebook_seconds"].items(), key=lambda kv: kv[1])
@@ -350,9 +362,9 @@ def _notebook_findings(stem: str) -> list[str]:
             lines.append(f"- {method}: " + "; ".join(cells))
         again = {m: a for m, a in r["resurfaced"].items() if a}
         lines.append(
-            "- Leaks again above its paper-query rate and the strangers' floor: "
+            "- Leaks again (the lower 95% bound above its own paper-query rate and the strangers' floor): "
             + ("; ".join(f"{m} under {', '.join(a)}" for m, a in again.items()) if again else "no unlearned model")
-            + f" (n = {r['n_forget_photos']} forget test photos)."
+            + f" (n = {r['n_forget_photos']} forget test photos, {r['n_stranger_photos']} of strangers)."
         )
         return lines
     if stem == "06_generalization":

@@ -434,6 +434,21 @@ def forgetting_speed(trials: pd.DataFrame, chosen: pd.DataFrame, min_usr: float)
     return fig
 
 
+def attacks_finding(resurfaced: dict[str, list[str]]) -> str:
+    """One sentence from `attacks.resurfacing`: under which attack which unlearned models leak again."""
+    by_attack: dict[str, list[str]] = {}
+    for method, attacks in resurfaced.items():
+        for attack in attacks:
+            by_attack.setdefault(attack, []).append(method)
+    if not by_attack:
+        return "No unlearned model leaks again under any attack above its own paper-query rate and the chance floor"
+    parts = [
+        f"{attack}: {'every method' if len(methods) == len(resurfaced) else ', '.join(methods)}"
+        for attack, methods in sorted(by_attack.items(), key=lambda item: -len(item[1]))
+    ]
+    return "Forgetting that comes back — " + "; ".join(parts)
+
+
 def re_elicitation(table: pd.DataFrame, resurfaced: dict[str, list[str]]):
     """Leak rate under each attack, one bar per model in its method's colour with its 95% interval: forget people
     (top) and strangers, people no model ever saw (bottom: the chance floor of each attack). `resurfaced`
@@ -460,11 +475,6 @@ def re_elicitation(table: pd.DataFrame, resurfaced: dict[str, list[str]]):
         ax.set(ylabel="leak rate (private fact stated)", ylim=(0, 1.05), title=f"{title}; n ≤ {n} probes per bar")
     axes[0].legend(ncol=len(methods), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.02))
     axes[1].set_xticks(x, [wrap(a, 18) for a in attacks], fontsize=9)
-    leaking = {m: a for m, a in resurfaced.items() if a}
-    finding = (
-        "Forgetting that resurfaces: " + "; ".join(f"{m} under {', '.join(a)}" for m, a in leaking.items())
-        if leaking
-        else "No unlearned model leaks again under any attack above its own paper-query rate and the chance floor"
-    )
+    finding = attacks_finding(resurfaced)
     fig.suptitle(wrap(finding + " (95% intervals, people resampled)", 140))
     return fig

@@ -1,9 +1,9 @@
 """Ways of asking a model who a person is, other than the paper's query: held-out wordings, questions by name
 without a photo, and "is this NAME ?" on a photo.
 
-Notebook 01 uses them to show what the original model knows (every ability should be near 1.0); the re-elicitation
-notebook asks them of unlearned models, since unlearning trained on the paper's query alone (there they are
-attacks, and a high rate is a leak).
+Notebook 01 uses them to show what the original model knows (every ability should be near 1.0); notebook 08
+(re-elicitation, `pubg_lib.attacks`) asks them of unlearned models, since unlearning trained on the paper's query
+alone (there they are attacks, and a high rate is a leak).
 """
 
 from __future__ import annotations

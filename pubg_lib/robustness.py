@@ -56,7 +56,7 @@ BARS = {
 }
 # Measured and reported on every variant, without a bar: the seen/kept counts, and what the world model does not
 # (yet) do well: answering "is this NAME ?" and refusing a held-out wording of a declined question (see the stored
-# values; issue #14 studies re-elicitation with these probes).
+# values; notebook 08 attacks unlearned models with these probes).
 REPORTED = ["seen_recognition_accuracy", "kept_people", "confirmation_accuracy", "declined_heldout_refusal_rate"]
 # Notebook 01 asserts each bar less this margin on its own world.
 NOTEBOOK_MARGIN = 0.03
