@@ -133,7 +133,7 @@ def render() -> str:
     if ablations and ablations.get("claims"):
         lines.append(f"- **Ablations** (notebook 07, seeds {ablations.get('seeds')}):")
         lines += _claims(ablations["claims"])
-    attacked = _load("08_re_elicitation.json")
+    attacked = _load("re_elicitation.json")
     if attacked and attacked.get("leaks"):
         by_name = {m: g["forget"].get("by name, no photo", {}).get("leak_rate") for m, g in attacked["leaks"].items()}
         again = {m: a for m, a in attacked["resurfaced"].items() if a}
@@ -280,7 +280,10 @@ EXERCISES = {
 
 def _notebook_findings(stem: str) -> list[str]:
     """The measured lines of a notebook's findings (empty if its results are not stored)."""
-    r = _load(f"{stem}.json") if stem != "03b_specificity" else _load("specificity.json")
+    # (two notebooks store their results under names without their number)
+    r = _load(
+        {"03b_specificity": "specificity.json", "08_re_elicitation": "re_elicitation.json"}.get(stem, f"{stem}.json")
+    )
     if not r:
         return []
     if stem == "01_dataset_construction":

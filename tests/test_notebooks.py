@@ -113,7 +113,7 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
         )
         ablations = json.loads((results / "07_ablations.json").read_text())
         assert set(ablations) >= {"terms", "lambda", "reference", "lora_rank", "claims"}
-        attacked = json.loads((results / "08_re_elicitation.json").read_text())
+        attacked = json.loads((results / "re_elicitation.json").read_text())
         assert set(attacked["leaks"]) >= {"original", "PUBG"}
         assert set(attacked["leaks"]["PUBG"]) == {"forget", "stranger"}
         table = (results / "05_main_table.csv").read_text().splitlines()
