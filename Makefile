@@ -38,10 +38,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Two pytest-xdist workers of one thread each (PYTEST_WORKERS=0: one process, the tests in file order).
+# Two pytest-xdist workers of one thread each (PYTEST_WORKERS=0: one process, the tests in file order). loadgroup:
+# the two halves of the smoke pipeline (tests/test_notebooks.py, an xdist_group each) start one on each worker
+# (plain load scheduling sends a worker its first chunk of tests, which held both halves).
 PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS))
+	$(PY) -m pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

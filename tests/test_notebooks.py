@@ -57,7 +57,7 @@ def test_method_colours_are_fixed_and_variants_are_darker():
 
 # The smoke pipeline in two halves, so that `make test`'s two workers share it (conftest puts them first, one on each
 # worker); the second half's notebooks wait for the smoke world the first half (or any other test) pretrains.
-PIPELINE_HALVES = {"01-04": ["01", "02", "03", "04"], "05-08": ["05", "06", "07", "08"]}
+PIPELINE_HALVES = {"01-05": ["01", "02", "03", "04", "05"], "06-08": ["06", "07", "08"]}
 
 
 def test_the_pipeline_halves_are_every_notebook_of_make_reproduce_in_order():
@@ -67,7 +67,7 @@ def test_the_pipeline_halves_are_every_notebook_of_make_reproduce_in_order():
     assert halves == [p.name.split("_")[0] for p in notebooks()]
 
 
-@pytest.mark.parametrize("half", list(PIPELINE_HALVES))
+@pytest.mark.parametrize("half", [pytest.param(h, marks=pytest.mark.xdist_group(h)) for h in PIPELINE_HALVES])
 def test_whole_pipeline_runs_in_smoke_mode(half):
     """Every numbered notebook of `make reproduce`, in order, with small parameters, through the same runner; the
     smoke world behaves as the full one (its filter keeps people the original names on photos it never saw)."""
@@ -80,10 +80,16 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
     assert list(record["notebook_seconds"]) == [p.name for p in ran]
     results, figures = paths.output_dirs(True)
     figure_names = {
-        "01-04": ("01_recognition", "02_name_position", "03_gradients", "03_ga_rollout", "04_dynamics"),
-        "05-08": (
+        "01-05": (
+            "01_recognition",
+            "02_name_position",
+            "03_gradients",
+            "03_ga_rollout",
+            "04_dynamics",
             "05_main_metrics",
             "05_behaviour_gallery",
+        ),
+        "06-08": (
             "06_seen_unseen",
             "06_paraphrases",
             "07_components",
@@ -95,7 +101,7 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
     }[half]
     for name in figure_names:
         assert (figures / f"{name}.png").exists(), name
-    if half == "01-04":
+    if half == "01-05":
         first = json.loads((results / "01_dataset_construction.json").read_text())
         assert 0 <= first["unseen_recognition_accuracy"] <= 1
         # the filter is on and keeps enough people, and drops everyone the model was never told about; the original
@@ -106,6 +112,8 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
         reference = json.loads((results / "02_reference_prompting.json").read_text())
         assert reference["private_leak_share"] >= 0.9 and reference["reference_name_free_share"] >= 0.9
         assert (paths.BUILD / "smoke" / "01_dataset_construction.html").exists()
+        table = (results / "05_main_table.csv").read_text().splitlines()
+        assert table[0].split(",")[0] == "method" and len(table) >= 3
     else:
         generalisation = json.loads((results / "06_generalization.json").read_text())
         assert generalisation["seeds"] and all(
@@ -116,8 +124,6 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
         attacked = json.loads((results / "re_elicitation.json").read_text())
         assert set(attacked["leaks"]) >= {"original", "PUBG"}
         assert set(attacked["leaks"]["PUBG"]) == {"forget", "stranger"}
-        table = (results / "05_main_table.csv").read_text().splitlines()
-        assert table[0].split(",")[0] == "method" and len(table) >= 3
     _figures_inline_and_no_warnings(paths.BUILD / "smoke", ran)
 
 
