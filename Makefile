@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: venv lock lint test test-slow mutate reproduce sweep smoke check-world figures lab clean-build
+.PHONY: venv lock lint test test-slow mutate reproduce sweep smoke check-world figures book lab clean-build
 
 venv: $(STAMP)
 
@@ -86,6 +86,10 @@ lab: $(STAMP)
 # e.g. ARGS="--formats png svg --out build/figures"); the figures it cannot redraw are listed with the reason.
 figures: $(STAMP)
 	$(PY) -m pubg_lib.figures $(ARGS)
+
+# The executed notebooks of the last make reproduce (and make sweep) as a static site: build/book/index.html.
+book: $(STAMP)
+	$(PY) -m pubg_lib.book $(ARGS)
 
 check-world: $(STAMP)
 	$(PY) -m pubg_lib.robustness $(ARGS)

@@ -63,6 +63,7 @@ ORDER = [
     "robustness",
     "mutation",
     "findings",
+    "book",
     "cli",
 ]
 
