@@ -91,6 +91,23 @@ def render() -> str:
             f"{_fmt(robust['summary']['unseen_recognition_accuracy']['max'])}; every bar holds on every variant: "
             f"{_fmt(robust['all_bars_hold'])} ({failing})."
         )
+    if robust and robust.get("claims_by_world"):
+        worlds = robust["claims_by_world"]
+        held = [n for n, ok in robust["claims_on_every_world"].items() if ok]
+        failed = {
+            n: [w for w, claims in worlds.items() if not claims[n]["holds"]]
+            for n, ok in robust["claims_on_every_world"].items()
+            if not ok
+        }
+        lines.append(
+            f"- **The paper's claims on {len(worlds)} worlds** (`make check-world`, seeds {', '.join(worlds)}, one "
+            "forget-set draw each, every method's steps calibrated on its val photos as in notebook 05; notebook 05 "
+            "asserts only these): hold on every world: "
+            + "; ".join(held)
+            + ". Not on every world: "
+            + ("; ".join(f"{n} (fails on world {', '.join(w)})" for n, w in failed.items()) or "none")
+            + "."
+        )
     training = _load("04_training.json")
     if training and "claims" in training:
         lines.append("- **Headline behaviours on this world** (notebook 04, five forget people):")
