@@ -246,6 +246,7 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str], *, ncols: int = 
         err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
         # an undefined mean (e.g. TF-IDF of a run whose every answer is degenerate) stays undrawn, not a zero bar
         ax.bar(names, mean, yerr=err, color=colors, capsize=3, ecolor="k")
+        ax.scatter(names, mean, color=colors, s=14, zorder=3, edgecolors="k", linewidths=0.5)  # a zero stays visible
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("mean (95% CI)")
         ax.tick_params(axis="x", rotation=35, labelsize=8)
