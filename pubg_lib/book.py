@@ -1,7 +1,7 @@
 """The compendium as a static site to read without running anything (`make book`): the executed notebooks of the last
-`make reproduce` rendered to HTML by nbconvert (every figure inline), in reading order, each with links to the
-previous and next notebook and the contents, and an index page with the contents, the results tables and the
-figures. It builds offline from `build/notebooks/` (or `build/smoke/` with `--smoke`) into `build/book/`.
+`make reproduce` as it rendered them to HTML with nbconvert (every figure inline), in reading order, each with
+links to the previous and next notebook and the contents, and an index page with the contents, the results tables
+and the figures. It builds offline from `build/notebooks/` (or `build/smoke/` with `--smoke`) into `build/book/`.
 
     python -m pubg_lib.book            # after make reproduce
     python -m pubg_lib.book --smoke    # after make smoke
@@ -17,11 +17,10 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
-from nbconvert import HTMLExporter
 
 from . import paths
 from .io import atomic_write_bytes
-from .reproduce import notebooks
+from .reproduce import notebooks, write_html
 
 
 def _forget_leaks(table: pd.DataFrame) -> pd.DataFrame:
@@ -92,10 +91,13 @@ def build(executed: Path, out: Path, results: Path | None = None, figures: Path 
     order = [p for p in reading_order() if p.name not in skipped]
     out.mkdir(parents=True, exist_ok=True)
     entries = []
-    exporter = HTMLExporter()
     for k, path in enumerate(order):
-        nb = nbformat.read(executed / path.name, as_version=4)
-        body, _ = exporter.from_notebook_node(nb)  # figures are embedded (image/png outputs as data URIs)
+        executed_nb = executed / path.name
+        nb = nbformat.read(executed_nb, as_version=4)
+        page = executed_nb.with_suffix(".html")  # make reproduce renders each executed notebook once (write_html)
+        if not page.exists() or page.stat().st_mtime < executed_nb.stat().st_mtime:
+            write_html(executed_nb)  # figures are embedded (image/png outputs as data URIs)
+        body = page.read_text()
         atomic_write_bytes(out / f"{path.stem}.html", _with_nav(body, _nav(order, k)).encode())
         entries.append(f'<li><a href="{path.stem}.html">{html.escape(_title(nb))}</a></li>')
     if (out / "figures").exists():
