@@ -15,6 +15,7 @@ Both are per position; the losses average them over the |r| (or |o|) answer posi
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -60,3 +61,56 @@ def first_step_below(probabilities: np.ndarray, level: float) -> int | None:
     """The first step at which a probability is below `level` (None if it never is)."""
     below = np.flatnonzero(np.asarray(probabilities) < level)
     return int(below[0]) if len(below) else None
+
+
+# ---- the tidy tables of notebook 03's figures (drawn by `plots.gradients_at_name`, `ga_rollout`, `forget_terms`) ----
+
+
+def gradient_table(p_student: np.ndarray, p_teacher: np.ndarray, label: int, token_names) -> pd.DataFrame:
+    """At one position, for the label and the tokens most likely under either distribution (`tokens_to_show`, the
+    label first): both probabilities and both descent directions on the token's logit. `token_names` maps a list
+    of token ids to their strings (a tokenizer's `convert_ids_to_tokens`)."""
+    shown = tokens_to_show(p_student, p_teacher, label)
+    push = descent_directions(p_student, p_teacher, label)
+    return pd.DataFrame(
+        {
+            "token": token_names(shown),
+            "p_student": np.asarray(p_student, float)[shown],
+            "p_teacher": np.asarray(p_teacher, float)[shown],
+            "ga": push["ga"][shown],
+            "bg": push["bg"][shown],
+            "is_name": [i == label for i in shown],
+        }
+    )
+
+
+def rollout_table(rollout: np.ndarray, label: int, token_names, learning_rate: float, k: int = 3) -> pd.DataFrame:
+    """`ga_rollout` as a long table (`step`, `line`, `token`, `probability`; the `learning_rate` on every row): the
+    label ("name"), the k tokens other than it that were likeliest before the rollout ("runner-up 1..k", likeliest
+    first) and the rest together ("others")."""
+    runners_up = [int(i) for i in np.argsort(-rollout[0]) if i != label][:k]
+    lines = {"name": (token_names([label])[0], rollout[:, label])}
+    for n, (token, i) in enumerate(zip(token_names(runners_up), runners_up), 1):
+        lines[f"runner-up {n}"] = (token, rollout[:, i])
+    others = 1 - rollout[:, [label, *runners_up]].sum(1)
+    lines["others"] = (f"the other {rollout.shape[1] - k - 1} tokens", others)
+    steps = np.arange(len(rollout))
+    return pd.concat(
+        [
+            pd.DataFrame({"step": steps, "line": line, "token": token, "probability": p})
+            for line, (token, p) in lines.items()
+        ],
+        ignore_index=True,
+    ).assign(learning_rate=learning_rate)
+
+
+def forget_term_curves(log_ratio: np.ndarray, betas=(0.1, 0.5, 1.0)) -> pd.DataFrame:
+    """GA's and NPO's forget terms as functions of the log-ratio log p_θ(r) − log p_θ*(r) (`log_ratio`, `term`,
+    `loss`): GA's is the log-ratio itself (up to a constant, unbounded), NPO's is −(2/β) log σ(−β · log-ratio)."""
+    log_ratio = np.asarray(log_ratio, float)
+    curves = {"GA (∝ log p_θ(r)), unbounded": log_ratio}
+    curves |= {f"NPO, β={b}": -2 / b * np.log(1 / (1 + np.exp(b * log_ratio))) for b in betas}
+    return pd.concat(
+        [pd.DataFrame({"log_ratio": log_ratio, "term": term, "loss": loss}) for term, loss in curves.items()],
+        ignore_index=True,
+    )

@@ -479,3 +479,221 @@ def re_elicitation(table: pd.DataFrame, resurfaced: dict[str, list[str]]):
     finding = attacks_finding(resurfaced)
     fig.suptitle(wrap(finding + " (95% intervals, people resampled)", 140))
     return fig
+
+
+# ---- notebooks 01-04: each figure from its one tidy table (`figures.save` stores it; `make figures` redraws) -----
+
+
+def pretraining_curve(log: pd.DataFrame):
+    """Notebook 01: the pretraining log (`step`, `loss`; the model's `parameters` and `final_loss` on every row)."""
+    first = log["loss"].iloc[:10].mean()
+    return training_curve(
+        log,
+        ylabel="answer-token cross-entropy (nats)",
+        title=f"The world LLaVA ({int(log['parameters'].iloc[0]):,} parameters) learns its world: answer loss "
+        f"{first:.2f} → {log['final_loss'].iloc[0]:.3f} nats",
+    )
+
+
+def recognition(per_person: pd.DataFrame):
+    """Notebook 01: `recognition_bars` of the per-person table (`person_id`, `role`, `seen`, `unseen`; the filter's
+    `min_share`, the `unseen_recognition_accuracy` over every unseen photo and the `kept_people` on every row)."""
+    fig = recognition_bars(per_person, float(per_person["min_share"].iloc[0]))
+    fig.axes[0].set_title(
+        f"Known people are named on {per_person['unseen_recognition_accuracy'].iloc[0]:.0%} of photos never seen; "
+        f"the filter keeps {int(per_person['kept_people'].iloc[0])} of them and drops the people the model was "
+        "never told",
+        fontsize=10,
+        pad=18,
+    )
+    return fig
+
+
+def name_position(positions: pd.DataFrame):
+    """Notebook 02: the entropy of the next-token distribution at the answer's first position and at the first-name
+    position, and the probability of the true first name there, under the plain query q and the instructed q ⊕ c
+    (`positions`: one row per photo, prompt and position, as `reference.name_position_table` builds it)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    sns.barplot(positions, x="where", y="entropy_nats", hue="prompt", ax=axes[0], seed=0)
+    axes[0].set(
+        xlabel="answer position", ylabel="entropy of next-token distribution (nats)", title="How sure is the model?"
+    )
+    at_name = positions[positions["where"] == "first-name position"]
+    sns.barplot(at_name, x="prompt", y="p_name", ax=axes[1], hue="prompt", legend=False, seed=0)
+    axes[1].set(
+        xlabel="prompt",
+        ylabel="probability of the true first name",
+        ylim=(0, 1),
+        title="Mass on the name, teacher-forced on r",
+    )
+    p_name = at_name.groupby("prompt")["p_name"].mean()
+    n = at_name["photo_id"].nunique()
+    fig.suptitle(
+        f"The instruction takes the true first name from p = {p_name['q']:.2f} to {p_name['q⊕c']:.2f} where it "
+        f"would come (mean of {n} forget photos, 95% CI)"
+    )
+    return fig
+
+
+def gradients_at_name(table: pd.DataFrame):
+    """Notebook 03: at the first-name position, the student's (q) and the teacher's (q ⊕ c) next-token
+    probabilities and the descent direction of GA and of behaviour guidance on each shown token's logit (`table`:
+    `token`, `p_student`, `p_teacher`, `ga`, `bg`, `is_name`; the name first)."""
+    x = np.arange(len(table))
+    name = table[table["is_name"]].iloc[0]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    axes[0].bar(x - 0.2, table["p_student"], 0.4, color="tab:blue", label="student $p_\\theta$ (q)")
+    axes[0].bar(x + 0.2, table["p_teacher"], 0.4, color="tab:orange", label="teacher (q ⊕ c)")
+    axes[0].set(ylabel="probability", ylim=(0, 1), title="next-token distributions (the name in bold)")
+    axes[0].legend(fontsize=8)
+    axes[1].bar(x, table["ga"], color=METHOD_COLORS["GA"])
+    axes[1].set(ylabel="change of logit per unit step", title="GA: descent direction p − 1_y")
+    axes[2].bar(x, table["bg"], color=METHOD_COLORS["BG"])
+    axes[2].set(ylabel="change of logit per unit step", title="BG: descent direction p_T − p")
+    for ax in axes:
+        ax.set_xticks(x, table["token"], rotation=45, ha="right", fontsize=8)
+        ax.set_xlabel("token at the first-name position of r")
+        ax.axhline(0, color="k", lw=0.5)
+        for label, is_name in zip(ax.get_xticklabels(), table["is_name"]):
+            label.set_fontweight("bold" if is_name else "normal")
+    fig.suptitle(
+        f"The student is sure of the name (p = {name['p_student']:.3f}), so GA's push on it is only "
+        f"{name['ga']:+.4f}; guidance's is {name['bg']:+.3f}, towards what the instructed model puts there"
+    )
+    return fig
+
+
+def ga_rollout(table: pd.DataFrame):
+    """Notebook 03: GA repeated on one position (`table`: `step`, `line` — "name", "runner-up 1..k", "others" —,
+    `token`, `probability`; the `learning_rate` on every row). The title says when the name falls below 0.5 and
+    where its mass went (the runner-up that was likeliest before)."""
+    name = table[table["line"] == "name"].sort_values("step")
+    first = table[table["line"] == "runner-up 1"].sort_values("step")
+    below = name.loc[name["probability"] < 0.5, "step"]
+    steps, lr = int(table["step"].max()), float(table["learning_rate"].iloc[0])
+    fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+    for line, part in table.groupby("line", sort=False):
+        part = part.sort_values("step")
+        token = part["token"].iloc[0]
+        style = {
+            "name": dict(color="k", lw=2, label=f"the name ({token})"),
+            "others": dict(color="0.6", ls="--", label=token),
+        }.get(line, dict(label=f"{token} (already likely)"))
+        ax.plot(part["step"], part["probability"], **style)
+    if len(below):
+        title = (
+            f"GA hardly moves a name the model is sure of, then drops it ({int(below.iloc[0])} steps to p < 0.5): the "
+            f"next likeliest token, {first['token'].iloc[0]}, goes from {first['probability'].iloc[0]:.1%} to "
+            f"{first['probability'].iloc[-1]:.0%}"
+        )
+    else:
+        title = f"In {steps} GA steps the name stays above p = 0.5 (the model is that sure of it)"
+    ax.set(xlabel=f"GA step on this position (η = {lr:g})", ylabel="probability", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def forget_terms(table: pd.DataFrame):
+    """Notebook 03: the GA and NPO forget terms against the log-ratio log p_θ(r) − log p_θ*(r) (`table`:
+    `log_ratio`, `term`, `loss`)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
+    for term, part in table.groupby("term", sort=False):
+        ax.plot(part["log_ratio"], part["loss"], label=term)
+    ax.set(
+        xlabel="log p_θ(r) − log p_θ*(r)  (nats, summed over r)",
+        ylabel="loss",
+        title="GA's forget term falls without bound as r gets less likely; NPO's levels off at 0",
+    )
+    ax.legend(fontsize=8)
+    return fig
+
+
+def checkpoints(long: pd.DataFrame):
+    """Notebook 03b: each method's chosen trial at its checkpoints (`long`: `method`, `step`, `measure`, `share`)."""
+    grid = sns.relplot(
+        long, x="step", y="share", hue="measure", col="method", kind="line", marker="o", col_wrap=4, height=2.6
+    )
+    grid.set_axis_labels("unlearning step", "share of val answers")
+    end = long.sort_values("step").groupby(["method", "measure"])["share"].last().unstack()
+    if "forget_names_person" in end:
+        grid.figure.suptitle(
+            f"At its chosen setting's last checkpoint {end['forget_names_person'].idxmin()} names the forget people "
+            f"least ({end['forget_names_person'].min():.0%} of val answers)",
+            y=1.04,
+        )
+    return grid.figure
+
+
+def _trials_and_chosen(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A sweep figure's table (`kind` "trial" or "chosen") split back into the trials and the chosen rows."""
+    chosen = table[table["kind"] == "chosen"].set_index("method")
+    chosen["reached"] = chosen["reached"].astype(bool)
+    return table[table["kind"] == "trial"], chosen
+
+
+def sweep_tradeoff(table: pd.DataFrame):
+    """Notebook 03b: `sweep_trials` at the specificity protocol's target (`min_usr` and `min_retain` on every row)."""
+    trials, chosen = _trials_and_chosen(table)
+    return sweep_trials(
+        trials,
+        chosen,
+        min_usr=float(table["min_usr"].iloc[0]),
+        min_retain=float(table["min_retain"].iloc[0]),
+        title="Each method's trials: privacy against specificity (the chosen setting circled)",
+    )
+
+
+def cost_of_forgetting(table: pd.DataFrame):
+    """Notebook 03c: `sweep_trials` at the iso-privacy target; the title names the method that keeps the most retain
+    recognition among those that reach it."""
+    trials, chosen = _trials_and_chosen(table)
+    at_target = chosen[chosen["reached"]]
+    least = at_target["retain_recognition_relative"].idxmax() if len(at_target) else None
+    title = (
+        f"At the privacy target, {least} keeps the most retain recognition" if least else "No method reaches the target"
+    )
+    return sweep_trials(trials, chosen, min_usr=float(table["min_usr"].iloc[0]), min_retain=None, title=title)
+
+
+def sweep_speed(table: pd.DataFrame):
+    """Notebook 03c: `forgetting_speed` of a sweep figure's table."""
+    trials, chosen = _trials_and_chosen(table)
+    return forgetting_speed(trials, chosen, float(table["min_usr"].iloc[0]))
+
+
+FORGET_BEHAVIOUR_MEASURES = {
+    "forget_names_person": "forget: names the person",
+    "forget_repetitive": "forget: repetitive",
+    "forget_attribute_accuracy": "forget: visual attributes right",
+    "retain_names_person": "retain: names the person",
+}
+
+
+def forget_behaviour(table: pd.DataFrame):
+    """Notebook 04: per method (the original first) the shares of `FORGET_BEHAVIOUR_MEASURES` (`table`: `method`,
+    `measure`, `share`, `n`)."""
+    order = list(dict.fromkeys(table["method"]))
+    wide = table.pivot(index="method", columns="measure", values="share").reindex(order)
+    wide = wide[[m for m in FORGET_BEHAVIOUR_MEASURES if m in wide]]
+    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
+    wide.rename(columns=FORGET_BEHAVIOUR_MEASURES).plot.bar(ax=ax, width=0.8)
+    named = wide["forget_names_person"].drop(index="original")
+    n = int(table.loc[table["measure"] == "forget_names_person", "n"].max())
+    ax.set(
+        ylabel=f"share of answers (n = {n} forget answers per method)",
+        xlabel="",
+        ylim=(0, 1.05),
+        title=f"Forget people are still named on {named.min():.0%} ({named.idxmin()}) to {named.max():.0%} "
+        f"({named.idxmax()}) of their photos; the original names {wide.loc['original', 'forget_names_person']:.0%}",
+    )
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.tick_params(axis="x", rotation=20)
+    return fig
+
+
+def gallery(table: pd.DataFrame, images):
+    """Photos with captions (`table`: `caption` per photo, the figure's `title` on every row) as `photo_grid`: one row
+    of up to 6 photos, else rows of about half."""
+    n = len(table)
+    ncols = max(1, n if n <= 6 else min(6, -(-n // 2)))
+    return photo_grid(images, table["caption"].tolist(), ncols=ncols, width=36, title=table["title"].iloc[0])

@@ -23,6 +23,18 @@ def test_committed_notebook_is_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_is_narrative_short_cells_and_figures_from_tables(path):
+    """Cells are calls and figures, 20 lines at most (logic lives in pubg_lib); no figure is drawn by hand in a
+    notebook: each goes through `figures.save` (its own table) or `plots.savefig` of a pubg_lib function."""
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        assert len(cell["source"]) <= 20, (path.name, len(cell["source"]), cell["source"][:2])
+        src = "".join(cell["source"])
+        assert "plt.subplots" not in src and "sns." not in src, (path.name, "a figure drawn in the notebook")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_a_method_keeps_its_colour_in_every_figure(path):
     """Every plot coloured by method takes its colours from plots.method_palette (one colour per method in every
     figure); no notebook hard-codes a list of colours."""
@@ -164,7 +176,8 @@ def _figures_inline_and_no_warnings(executed_dir, notebooks):
             if cell["cell_type"] != "code":
                 continue
             outputs = cell.get("outputs", [])
-            if "plots.savefig(" in "".join(cell["source"]):
+            source = "".join(cell["source"])
+            if "plots.savefig(" in source or "figures.save(" in source:
                 assert any("image/png" in o.get("data", {}) for o in outputs), (path.name, cell["source"][:3])
             text = json.dumps(outputs)
             assert "Warning" not in text, (path.name, text[:500])

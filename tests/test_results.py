@@ -6,6 +6,7 @@ import os
 import stat
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pubg_lib import paths
@@ -61,9 +62,11 @@ def test_staged_outputs_reach_the_results_only_when_promoted(tmp_path, monkeypat
     out = outputs.NotebookOutputs("99_example", smoke=False, parameters={"steps": 3})
     out.write_json("99_example.json", {"usr": 1.0})
     (out.figures_dir / "99_plot.png").write_bytes(b"png")
+    out.write_figure_data("99_plot", pd.DataFrame({"x": [1, 2], "y": [0.5, 0.25]}))
     assert not final[0].exists() and not outputs.promoted_outputs_present("99_example", False)
     done = out.promote()
-    assert len(done) == 2
+    assert len(done) == 3
+    assert pd.read_csv(tmp_path / "figure_data" / "99_plot.csv")["y"].tolist() == [0.5, 0.25]
     record = read_json(final[0] / "99_example.json")
     assert record["usr"] == 1.0 and record["provenance"]["parameters"] == {"steps": 3}
     assert {"torch_threads", "cpu", "packages"} <= set(record["provenance"])
