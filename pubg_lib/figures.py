@@ -76,6 +76,10 @@ REDRAWN: dict[str, tuple[list[str], Callable]] = {
 }
 
 
+# The figures of the notebooks `make sweep` runs on request (hours on 2 cores): their tables come with that run.
+ON_REQUEST = ("03b_", "03c_")
+
+
 def _world_gallery(table: pd.DataFrame):
     """A gallery's photos rendered again from the world they come from (`world_seed`, `smoke_world` on every row)."""
     world_cfg, _ = default_configs(smoke=bool(table["smoke_world"].iloc[0]), seed=int(table["world_seed"].iloc[0]))
@@ -155,7 +159,8 @@ def redraw(out: Path | None = None, formats=("png", "pdf")) -> dict[str, str]:
     for name, draw in FROM_OWN_TABLE.items():
         table = own / f"{name}.csv"
         if not table.exists():
-            report[name] = f"not redrawn: {table.relative_to(paths.ROOT)} not stored (run its notebook)"
+            run = "make sweep" if name.startswith(ON_REQUEST) else "its notebook"
+            report[name] = f"not redrawn: {table.relative_to(paths.ROOT)} not stored (run {run})"
             continue
         plots.savefig(draw(pd.read_csv(table)), name, out, formats=formats)
         report[name] = "redrawn"

@@ -529,8 +529,11 @@ def name_position(positions: pd.DataFrame):
     p_name = at_name.groupby("prompt")["p_name"].mean()
     n = at_name["photo_id"].nunique()
     fig.suptitle(
-        f"The instruction takes the true first name from p = {p_name['q']:.2f} to {p_name['q⊕c']:.2f} where it "
-        f"would come (mean of {n} forget photos, 95% CI)"
+        wrap(
+            f"The instruction takes the true first name from p = {p_name['q']:.2f} to {p_name['q⊕c']:.2f} where it "
+            f"would come (mean of {n} forget photos, 95% CI)",
+            90,
+        )
     )
     return fig
 
@@ -557,8 +560,11 @@ def gradients_at_name(table: pd.DataFrame):
         for label, is_name in zip(ax.get_xticklabels(), table["is_name"]):
             label.set_fontweight("bold" if is_name else "normal")
     fig.suptitle(
-        f"The student is sure of the name (p = {name['p_student']:.3f}), so GA's push on it is only "
-        f"{name['ga']:+.4f}; guidance's is {name['bg']:+.3f}, towards what the instructed model puts there"
+        wrap(
+            f"The student is sure of the name (p = {name['p_student']:.3f}), so GA's push on it is only "
+            f"{name['ga']:+.4f}; guidance's is {name['bg']:+.3f}, towards what the instructed model puts there",
+            130,
+        )
     )
     return fig
 
@@ -588,7 +594,8 @@ def ga_rollout(table: pd.DataFrame):
         )
     else:
         title = f"In {steps} GA steps the name stays above p = 0.5 (the model is that sure of it)"
-    ax.set(xlabel=f"GA step on this position (η = {lr:g})", ylabel="probability", title=title)
+    ax.set(xlabel=f"GA step on this position (η = {lr:g}; symlog scale)", ylabel="probability", title=wrap(title, 100))
+    ax.set_xscale("symlog", linthresh=10)  # the drop takes tens of steps, the rollout hundreds
     ax.legend(fontsize=8)
     return fig
 
@@ -691,9 +698,23 @@ def forget_behaviour(table: pd.DataFrame):
     return fig
 
 
-def gallery(table: pd.DataFrame, images):
+def gallery(table: pd.DataFrame, images, max_caption: int = 240):
     """Photos with captions (`table`: `caption` per photo, the figure's `title` on every row) as `photo_grid`: one row
-    of up to 6 photos, else rows of about half."""
+    of up to 6 photos, else rows of about half. A caption longer than `max_caption` characters (a degenerate answer
+    repeating one word) is cut there and says how many words it left out."""
     n = len(table)
     ncols = max(1, n if n <= 6 else min(6, -(-n // 2)))
-    return photo_grid(images, table["caption"].tolist(), ncols=ncols, width=36, title=table["title"].iloc[0])
+    return photo_grid(
+        images,
+        [_cut(c, max_caption) for c in table["caption"]],
+        ncols=ncols,
+        width=36,
+        title=wrap(table["title"].iloc[0], 110),
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    kept = text[:limit].rsplit(" ", 1)[0]
+    return f"{kept} … ({len(text.split()) - len(kept.split())} more words)"
