@@ -38,3 +38,13 @@ def test_bench_7b_runs_pubg_on_llava_next_with_the_papers_image_geometry():
     assert 0 < out["lora_trainable_parameters"] < 0.05 * out["parameters"]
     assert out["median_step_seconds"] > 0 and out["peak_memory_gib"] is None
     assert not (paths.RESULTS / "bench_7b.json").exists()  # only the real shapes on a GPU write a result
+
+
+@pytest.mark.slow
+def test_bench_parallel_trains_the_same_runs_both_ways(monkeypatch):
+    monkeypatch.syspath_prepend(str(paths.ROOT / "benchmarks"))  # importable by name in the spawned processes too
+    out = importlib.import_module("bench_parallel").main(["--smoke", "--runs", "2", "--steps", "1"])
+    processes = out["parallel_2_processes_1_thread"]["processes"]
+    assert [p["runs"] for p in processes] == [1, 1] and {p["threads"] for p in processes} == {1}
+    assert out["sequential_2_threads"]["runs"] == 2 and out["sequential_2_threads"]["threads"] == 2
+    assert out["speedup_training"] > 0 and not (paths.RESULTS / "bench_parallel.json").read_text().count("smoke")
