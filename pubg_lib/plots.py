@@ -512,7 +512,7 @@ def recognition(per_person: pd.DataFrame):
 def name_position(positions: pd.DataFrame):
     """Notebook 02: the entropy of the next-token distribution at the answer's first position and at the first-name
     position, and the probability of the true first name there, under the plain query q and the instructed q ⊕ c
-    (`positions`: one row per photo, prompt and position, as `reference.name_position_table` builds it)."""
+    (`positions`: one row per photo, prompt and position, as `teacher.name_position_table` builds it)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     sns.barplot(positions, x="where", y="entropy_nats", hue="prompt", ax=axes[0], seed=0)
     axes[0].set(

@@ -68,20 +68,20 @@ def name_position_table(lvlm, dataset, photo_ids: Sequence[str], instruction: st
 
 
 def instruction_wordings(lvlm, dataset, photo_ids: Sequence[str]) -> pd.DataFrame:
-    """Every instruction of `prompts.INSTRUCTIONS` appended to the paper's query on `photo_ids`: the share of
-    answers that name nobody and their mean attribute accuracy."""
-    people = dataset.people.to_dict("records")
+    """Every instruction of `prompts.INSTRUCTIONS` appended to the paper's query on `photo_ids`, its answers judged
+    as references are (`judge_references`): the share that name nobody and their mean attribute accuracy."""
     rows = []
     for name, text in prompts.INSTRUCTIONS.items():
         answers = generate_answers(lvlm, dataset, photo_ids, prompts.PAPER_QUERY, instruction_name=name)["answer"]
+        judged = judge_references(
+            pd.DataFrame({"photo_id": list(photo_ids), "reference_answer": list(answers)}), dataset
+        )
         rows.append(
             {
                 "instruction": name,
                 "text": text,
-                "name_free_share": float(np.mean([not named_people(a, people) for a in answers])),
-                "attribute_accuracy": float(
-                    np.mean([attribute_accuracy(a, dataset.attributes(p)) for a, p in zip(answers, photo_ids)])
-                ),
+                "name_free_share": float(1 - judged["reference_names_someone"].mean()),
+                "attribute_accuracy": float(judged["reference_attribute_accuracy"].mean()),
             }
         )
     return pd.DataFrame(rows)
