@@ -36,6 +36,7 @@ TABLES = {
         "Re-elicitation (notebook 08): the forget people's leak rate under each attack (intervals in the CSV)",
         _forget_leaks,
     ),
+    "09_text_only.csv": ("Text only (notebook 09): every method unlearning people by name, with 95% intervals", None),
 }
 # Counts broken images once the page has loaded (a headless browser reads the title).
 BROKEN_IMAGES_SCRIPT = (

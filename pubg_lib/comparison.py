@@ -215,17 +215,17 @@ def main_table(answers: pd.DataFrame, reached: dict[str, bool] | None = None, se
     return pd.DataFrame(rows)
 
 
-def behaviour_shares(answers: pd.DataFrame) -> pd.DataFrame:
-    """The share of each behaviour class (`metrics.behaviour.BEHAVIOURS`) in each method's answers on the forget and
-    the retain people's photos, tidy: one row per people, method and behaviour, with `share` and the number of
-    answers `n` it is out of (methods in order of appearance)."""
+def behaviour_shares(answers: pd.DataFrame, behaviours=BEHAVIOURS) -> pd.DataFrame:
+    """The share of each behaviour class (`metrics.behaviour.BEHAVIOURS`, or the given classes) in each method's
+    answers on the forget and the retain people, tidy: one row per people, method and behaviour, with `share` and
+    the number of answers `n` it is out of (methods in order of appearance)."""
     counted = answers[answers["people"].isin(["forget", "retain"])]
     rows = []
     for (people, method), group in counted.groupby(["people", "method"], sort=False):
         shares = group["behaviour"].value_counts(normalize=True)
         rows += [
             {"people": people, "method": method, "behaviour": b, "share": float(shares.get(b, 0.0)), "n": len(group)}
-            for b in BEHAVIOURS
+            for b in behaviours
         ]
     return pd.DataFrame(rows)
 

@@ -73,6 +73,16 @@ REDRAWN: dict[str, tuple[list[str], Callable]] = {
         ["08_re_elicitation.csv"],
         lambda: _re_elicitation(_csv("08_re_elicitation.csv")),
     ),
+    "09_text_only_metrics": (["09_text_only.csv"], lambda: plots.text_only(_csv("09_text_only.csv"))),
+    "09_text_only_behaviour": (
+        ["09_text_only_shares.csv"],
+        lambda: plots.behaviour_classes(
+            _csv("09_text_only_shares.csv"),
+            "By name, without a photo",
+            photos="held-out",
+            labels=plots.TEXT_BEHAVIOUR_LABELS,
+        ),
+    ),
 }
 
 

@@ -162,6 +162,22 @@ def render() -> str:
             + ("; ".join(f"{m} under {', '.join(a)}" for m, a in again.items()) if again else "none")
             + "."
         )
+    text = _load("text_only.json")
+    if text and text.get("methods"):
+        rows = {m: row for m, row in text["methods"].items() if m != "original"}
+        lines.append(
+            f"- **Text only** (notebook 09: the language model alone, people unlearned by name; "
+            f"n = {next(iter(rows.values()))['n']} held-out questions per method over {len(text['draws'])} draws): "
+            + "; ".join(
+                f"{m} USR {_with_interval(row, 'usr')}, mostly {TEXT_ONLY_SAYS.get(row['mostly'], row['mostly'])}, "
+                "retain facts "
+                f"{_fmt(row['retain_relative'])}"
+                for m, row in rows.items()
+            )
+            + f"; the text teacher describes a look on {_fmt(text['teacher']['description_share'])} of its answers, "
+            f"right on {_fmt(text['teacher']['appearance_accuracy'])} of features (chance "
+            f"{_fmt(text['teacher']['appearance_chance'])})."
+        )
     timing = (_load("reproduce.json") or {}).get("last_run_that_executed")
     if timing and timing.get("wall_seconds"):
         slowest = max(timing["notebook_seconds"].items(), key=lambda kv: kv[1])
@@ -189,6 +205,8 @@ def render() -> str:
 
 
 FOUND = "## What we found"
+# Notebook 09's behaviour classes in words (an answer by name has no photo: its description is made up)
+TEXT_ONLY_SAYS = {"hallucinated_identity": "wrong person or facts", "description": "describing a look it cannot see"}
 NEXT = {
     "01_dataset_construction": "02_reference_prompting",
     "02_reference_prompting": "03_loss_derivation",
@@ -199,6 +217,7 @@ NEXT = {
     "05_failure_modes": "06_generalization",
     "06_generalization": "07_ablations",
     "07_ablations": "08_re_elicitation",
+    "08_re_elicitation": "09_text_only",
 }
 
 
@@ -292,6 +311,16 @@ EXERCISES = {
         ("A harsher rounding (3 bits per weight):", f"{RUN} 08 -p 08 bits=3"),
         ("Another forget set (notebook 05's second draw):", f"{RUN} 08 -p 08 draw=1"),
     ],
+    "09_text_only": [
+        (
+            "REJECT and GD by name too: does refusing carry over to a model without images?",
+            f'{RUN} 09 -p 09 \'methods=["GA", "GD", "NPO", "REJECT", "PUBG"]\'',
+        ),
+        (
+            "The teacher under the privacy wording instead: does it describe, or say the facts?",
+            f"{RUN} 09 -p 09 instruction=privacy",
+        ),
+    ],
 }
 
 
@@ -299,7 +328,11 @@ def _notebook_findings(stem: str) -> list[str]:
     """The measured lines of a notebook's findings (empty if its results are not stored)."""
     # (two notebooks store their results under names without their number)
     r = _load(
-        {"03b_specificity": "specificity.json", "08_re_elicitation": "re_elicitation.json"}.get(stem, f"{stem}.json")
+        {
+            "03b_specificity": "specificity.json",
+            "08_re_elicitation": "re_elicitation.json",
+            "09_text_only": "text_only.json",
+        }.get(stem, f"{stem}.json")
     )
     if not r:
         return []
@@ -386,6 +419,26 @@ def _notebook_findings(stem: str) -> list[str]:
             + ("; ".join(f"{m} under {', '.join(a)}" for m, a in again.items()) if again else "no unlearned model")
             + f" (n = {r['n_forget_photos']} forget test photos, {r['n_stranger_photos']} of strangers)."
         )
+        return lines
+    if stem == "09_text_only":
+        teacher = r["teacher"]
+        lines = [
+            f"- The text teacher (the instruction, asked by name): free of private facts on "
+            f"{_fmt(teacher['fact_free_share'])} of its answers, a description of a look on "
+            f"{_fmt(teacher['description_share'])}, whose features are right on "
+            f"{_fmt(teacher['appearance_accuracy'])} (chance {_fmt(teacher['appearance_chance'])}; n = {teacher['n']})."
+        ]
+        for method, row in r["methods"].items():
+            every = row.get("reached_on_every_draw")
+            reached = "" if every is None else f"; reached val USR 0.95 on every draw: {'yes' if every else 'no'}"
+            mostly = TEXT_ONLY_SAYS.get(row["mostly"], row["mostly"])
+            lines.append(
+                f"- {method}: USR {_with_interval(row, 'usr')} (trained wordings {_fmt(row['usr_trained'])}), "
+                f"mostly {mostly}: degenerate {_fmt(row['degenerate_rate'])}, wrong person or facts "
+                f"{_fmt(row['hallucinated_rate'])}, a made-up look {_fmt(row['description_rate'])}; retain facts "
+                f"{_fmt(row['retain_relative'])} of the original's (n = {row['n']} questions, "
+                f"{row['n_draws']} draws{reached})"
+            )
         return lines
     if stem == "06_generalization":
         return [

@@ -36,6 +36,7 @@ BEHAVIOUR_COLORS = {
     "refusal": "#9467bd",
     "hallucinated_identity": "#ff7f0e",
     "grounded_description": "#2ca02c",
+    "description": "#aec7e8",  # a description with nothing to ground it (text only: no photo)
     "other": "#bcbd22",
 }
 
@@ -295,11 +296,16 @@ BEHAVIOUR_LABELS = {
 
 
 def behaviour_classes(
-    shares: pd.DataFrame, finding: str = "At iso-privacy the methods fail differently", photos: str = "test"
+    shares: pd.DataFrame,
+    finding: str = "At iso-privacy the methods fail differently",
+    photos: str = "test",
+    labels: dict | None = None,
 ):
     """Stacked bars of each method's behaviour classes, one panel per group of people in the tidy table of
     `comparison.behaviour_shares` (forget, then retain); the title, after `finding`, names each method's most
-    common class on forget photos. `photos` says which photos the answers are on."""
+    common class on forget photos. `photos` says which photos (or questions) the answers are on; `labels` names
+    classes per group of people (default `BEHAVIOUR_LABELS`)."""
+    labels = BEHAVIOUR_LABELS if labels is None else labels
     order = list(dict.fromkeys(shares["method"]))
     groups = [g for g in ("forget", "retain") if g in set(shares["people"])]
     wide = shares.pivot_table(index=["people", "method"], columns="behaviour", values="share", sort=False)
@@ -308,14 +314,15 @@ def behaviour_classes(
     for ax, who in zip(np.atleast_1d(axes), groups):
         part = wide.loc[who].reindex(order)
         part.plot.bar(stacked=True, ax=ax, width=0.8, color=[BEHAVIOUR_COLORS[c] for c in part.columns])
-        names = [BEHAVIOUR_LABELS[who].get(c, c.replace("_", " ")) for c in part.columns]
+        names = [labels.get(who, {}).get(c, c.replace("_", " ")) for c in part.columns]
         ax.legend(names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
         ax.set(xlabel="", ylabel="share of answers", ylim=(0, 1))
         n = int(shares.loc[shares["people"] == who, "n"].max())
         ax.set_title(f"{who} people: what each method says (n = {n} {photos} answers per method)")
         ax.tick_params(axis="x", rotation=30)
     dominant = wide.loc["forget"].drop(index="original", errors="ignore").idxmax(axis=1)
-    mostly = ", ".join(f"{m} mostly {c.replace('_', ' ')}" for m, c in dominant.items())
+    said = {c: labels.get("forget", {}).get(c, c.replace("_", " ")) for c in set(dominant)}
+    mostly = ", ".join(f"{m} mostly {said[c]}" for m, c in dominant.items())
     fig.suptitle(wrap(f"{finding}: {mostly}", 120))
     return fig
 
@@ -718,3 +725,43 @@ def _cut(text: str, limit: int) -> str:
         return text
     kept = text[:limit].rsplit(" ", 1)[0]
     return f"{kept} … ({len(text.split()) - len(kept.split())} more words)"
+
+
+# Notebook 09 (text only): the classes of an answer by name, per group of people.
+TEXT_BEHAVIOUR_LABELS = {
+    group: {
+        "leak": "leak (states a private fact)" if group == "forget" else "states the retain person's facts (right)",
+        "hallucinated_identity": "wrong person or facts",
+        "description": "describes a look (no photo: made up)",
+    }
+    for group in ("forget", "retain")
+}
+TEXT_ONLY_METRICS = {
+    "usr": "USR (no private fact) ↑",
+    "retain_relative": "retain facts, relative to original ↑",
+    "degenerate_rate": "degenerate ↓",
+    "hallucinated_rate": "wrong person or facts ↓",
+    "description_rate": "describes a look it cannot see",
+    "refusal_rate": "refusal",
+}
+
+
+def text_only(table: pd.DataFrame):
+    """The text-only comparison (`text_only.summary`, or its stored CSV) as `interval_bars`; the title names the
+    methods that forget on the test wordings (USR >= 0.95) and the behaviour class of most of their answers."""
+    n, draws = int(table["n"].max()), int(table["n_draws"].max())
+    label = f"n = {n} forget test questions per method over {draws} draws"
+    fig = interval_bars(table, TEXT_ONLY_METRICS, n_label=label)
+    forgetting = table[(table["method"] != "original") & (table["usr"] >= 0.95)]
+    saying = {"description": "describing a look it cannot see", "hallucinated_identity": "naming wrong facts"}
+    parts = [
+        f"{row['method']} (mostly by {saying.get(row['mostly'], row['mostly'].replace('_', ' '))})"
+        for _, row in forgetting.iterrows()
+    ]
+    title = (
+        f"By name, without a photo, {' and '.join(parts)} reach{'es' if len(parts) == 1 else ''} USR ≥ 0.95"
+        if parts
+        else "By name, without a photo, no method reaches USR ≥ 0.95"
+    )
+    fig.suptitle(wrap(title, 110), y=1.02)
+    return fig

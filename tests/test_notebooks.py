@@ -69,10 +69,10 @@ def test_method_colours_are_fixed_and_variants_are_darker():
 
 # The smoke pipeline in two halves, so that `make test`'s two workers share it (conftest puts them first, one on each
 # worker); the second half's notebooks wait for the smoke world the first half (or any other test) pretrains.
-PIPELINE_HALVES = {"01-05": ["01", "02", "03", "04", "05"], "06-08": ["06", "07", "08"]}
+PIPELINE_HALVES = {"01-05": ["01", "02", "03", "04", "05"], "06-09": ["06", "07", "08", "09"]}
 # Notebook 08 attacks every model; in the test three methods (one that collapses, one that refuses, PUBG) and one
 # short relearning attack check its plumbing (`make smoke` runs it whole) and keep the halves about even.
-PIPELINE_EXTRA = {"06-08": {"08": {"methods": ["GA", "REJECT", "PUBG"], "relearn_steps": [2]}}}
+PIPELINE_EXTRA = {"06-09": {"08": {"methods": ["GA", "REJECT", "PUBG"], "relearn_steps": [2]}}}
 
 
 def test_the_pipeline_halves_are_every_notebook_of_make_reproduce_in_order():
@@ -104,7 +104,7 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
             "05_main_metrics",
             "05_behaviour_gallery",
         ),
-        "06-08": (
+        "06-09": (
             "06_seen_unseen",
             "06_paraphrases",
             "07_components",
@@ -112,6 +112,8 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
             "07_instructions",
             "07_lora_rank",
             "08_re_elicitation",
+            "09_text_only_metrics",
+            "09_text_only_behaviour",
         ),
     }[half]
     for name in figure_names:
@@ -139,6 +141,12 @@ def test_whole_pipeline_runs_in_smoke_mode(half):
         attacked = json.loads((results / "re_elicitation.json").read_text())
         assert set(attacked["leaks"]) >= {"original", "PUBG"}
         assert set(attacked["leaks"]["PUBG"]) == {"forget", "stranger"}
+        text = json.loads((results / "text_only.json").read_text())
+        assert {"original", "GA", "NPO", "PUBG"} <= set(text["methods"])
+        for row in text["methods"].values():  # the issue's four numbers per method, each a share or a ratio
+            assert 0 <= row["usr"] <= 1 and 0 <= row["degenerate_rate"] <= 1 and 0 <= row["hallucinated_rate"] <= 1
+            assert row["retain_relative"] >= 0
+        assert text["max_logit_difference_to_llava"] <= 1e-5
     _figures_inline_and_no_warnings(paths.BUILD / "smoke", ran)
 
 
