@@ -269,3 +269,36 @@ def test_a_notebook_asserts_only_the_claims_that_hold_on_every_world(tmp_path, m
         robustness.check_claims_held({**claims, "A": {"holds": False}})
     stored.unlink()
     assert robustness.check_claims_held({"A": {"holds": False}}) == []  # check-world has not run: nothing asserted
+
+
+def test_a_method_that_misses_climbs_the_learning_rate_ladder_to_its_first_reaching_rung(monkeypatch):
+    """On a draw where the stored rate misses val USR 0.95, the next rung is tried; the first rung that reaches is
+    kept (lower rates are less damaging), and a method that reaches nowhere keeps its best val USR over the rungs."""
+    from pubg_lib import comparison, sweep
+    from pubg_lib.unlearn import UnlearnConfig
+
+    reach_at = {"GA": 1e-3, "NPO": 3e-3, "GD": 1.0}  # the rate from which each method's trial forgets
+    tried = []
+
+    def trial(lvlm, dataset, data, cfg, forget_ids, retain_ids, original, checkpoints):
+        tried.append((cfg.method, cfg.learning_rate))
+        usr = 1.0 if cfg.learning_rate >= reach_at[cfg.method] * 0.999 else 0.5 + cfg.learning_rate * 10
+        return pd.DataFrame(
+            {"step": [60, 120], "usr": [usr - 0.1, usr], "retain_recognition_relative": [1.0, 0.9]}
+        ).assign(informativeness=np.nan)
+
+    monkeypatch.setattr(comparison, "draw_data", lambda con, draw, n: (None, None))
+    monkeypatch.setattr(sweep, "selection_photos", lambda dataset, split: ([], []))
+    monkeypatch.setattr(sweep, "score", lambda *a, **k: {"retain_recognition": 1.0})
+    monkeypatch.setattr(sweep, "run_trial", trial)
+    con = type("Con", (), {"lvlm": None, "dataset": None})()
+    settings = {m: UnlearnConfig(method=m, learning_rate=1e-3) for m in reach_at}
+    calibrated, table = comparison.calibrate_steps(con, settings, 0, 5)
+    table = table.set_index("method")
+    assert tried == [("GA", 1e-3), ("NPO", 1e-3), ("NPO", 3e-3), ("GD", 1e-3), ("GD", 3e-3), ("GD", 1e-2)]
+    assert table.loc["GA", "rungs"] == 1 and table.loc["NPO", "rungs"] == 2 and table.loc["GD", "rungs"] == 3
+    assert calibrated["NPO"].learning_rate == pytest.approx(3e-3) and table.loc["NPO", "reached"]
+    assert calibrated["NPO"].steps == 120 and calibrated["NPO"].seed == 0
+    # GD never reaches: its best val USR is on the highest rung (0.5 + 0.1), and it says so
+    assert not table.loc["GD", "reached"] and calibrated["GD"].learning_rate == pytest.approx(1e-2)
+    assert table.loc["GD", "val_usr"] == pytest.approx(0.6)
