@@ -12,7 +12,10 @@ distributions are computed by `reference.build_unlearning_data` with the instruc
 `unlearn.UnlearningLoop` (PUBG's settings from `data/settings/methods.json`, with the batch sizes given here), so
 the cost measured is the cost of the code a user runs. Reported: seconds per step (median, after warm-up; CUDA
 synchronised), peak accelerator memory, and the tokens of each step (image, prompt and answer tokens of its
-forget, guidance and retain sequences). Writes data/results/bench_7b.json for the real shapes on a GPU.
+forget, guidance and retain sequences). Beside the steps, PUBG's loss (forward and backward) is timed on the same
+batches three ways: as the loop computes it, with each forget photo's prefix computed once for both continuations
+(`pubg_lib.shared_prefix`, #17 item 1), and without the guidance term (GD's work), with the largest difference
+between the shared and unshared losses. Writes data/results/bench_7b.json for the real shapes on a GPU.
 """
 
 from __future__ import annotations
@@ -115,6 +118,57 @@ def build_llava_next(tokenizer, size: str, dtype, device):
     return LVLM(model, processor, f"llava-v1.6-mistral-{size}-random")
 
 
+def shared_prefix_comparison(loop, steps: int, warmup: int, cuda: bool) -> dict:
+    """PUBG's loss, forward and backward, as the loop computes it (two sequences per forget photo) and with each
+    forget prefix computed once (`pubg_lib.shared_prefix`, by `bench_train_step.shared_loss_terms`), on the same
+    batches, interleaved: median seconds of each, their ratio and the largest difference between their losses."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("bench_train_step", Path(__file__).with_name("bench_train_step.py"))
+    step_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_bench)
+
+    def timed(terms_of, f_idx, r_idx):
+        if cuda:
+            torch.cuda.synchronize()
+        seconds, terms = step_bench.forward_backward(loop, terms_of, f_idx, r_idx)
+        if cuda:
+            torch.cuda.synchronize()
+        return seconds, terms
+
+    pubg = loop.cfg
+    gd = dataclasses.replace(pubg, lam=0.0)  # PUBG without its guidance term computes GD's terms (GA + retain NLL)
+
+    def gd_terms(f_idx, r_idx):
+        loop.cfg = gd
+        try:
+            return loop.loss_terms(f_idx, r_idx)
+        finally:
+            loop.cfg = pubg
+
+    times: dict[str, list[float]] = {"gd": [], "unshared": [], "shared": []}
+    diff = 0.0
+    for step in range(warmup + steps):
+        f_idx, r_idx = loop.ex.draw("forget", pubg.forget_batch), loop.ex.draw("retain", pubg.retain_batch)
+        t_gd, _ = timed(gd_terms, f_idx, r_idx)
+        t_apart, apart = timed(loop.loss_terms, f_idx, r_idx)
+        t_shared, shared = timed(lambda f, r: step_bench.shared_loss_terms(loop, f, r), f_idx, r_idx)
+        diff = max(diff, *(abs(apart[k] - shared[k]) for k in apart))
+        if step >= warmup:
+            for name, t in (("gd", t_gd), ("unshared", t_apart), ("shared", t_shared)):
+                times[name].append(t)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "forward_backward_median_seconds": median,
+        "shared_over_unshared": median["shared"] / median["unshared"],
+        "pubg_unshared_over_gd": median["unshared"] / median["gd"],
+        "pubg_shared_over_gd": median["shared"] / median["gd"],
+        "max_abs_loss_diff": diff,
+    }
+
+
 def run(
     size: str, steps: int, forget_batch: int, retain_batch: int, device: str, warmup: int = 2, photo_size: int = 672
 ) -> dict:
@@ -174,6 +228,7 @@ def run(
             seconds.append(time.perf_counter() - t0)
     tokens = forget_batch * (lengths["forget"] + lengths["guidance"]) + retain_batch * lengths["retain"]
     median = statistics.median(seconds)
+    shared = shared_prefix_comparison(loop, steps, warmup, cuda)
     return {
         "size": size,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
@@ -189,6 +244,7 @@ def run(
         "tokens_per_second": tokens / median,
         "steps_measured": steps,
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "shared_prefix": shared,
         "build_seconds": build_seconds,
         "unlearning_data_seconds": data_seconds,
         "torch": torch.__version__,

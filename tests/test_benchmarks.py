@@ -38,6 +38,8 @@ def test_bench_7b_runs_pubg_on_llava_next_with_the_papers_image_geometry():
     assert 0 < out["lora_trainable_parameters"] < 0.05 * out["parameters"]
     assert out["median_step_seconds"] > 0 and out["peak_memory_gib"] is None
     assert not (paths.RESULTS / "bench_7b.json").exists()  # only the real shapes on a GPU write a result
+    shared = out["shared_prefix"]  # one prefix for both continuations: the same loss (bf16), measured both ways
+    assert shared["max_abs_loss_diff"] <= 0.05 and shared["shared_over_unshared"] > 0
 
 
 @pytest.mark.slow
