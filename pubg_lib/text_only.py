@@ -232,6 +232,8 @@ def unlearning_data(
     ).answer_logprob
     forget, retain = forget[_FORGET_COLUMNS], retain[_RETAIN_COLUMNS]
 
+    # (the cache layout of `reference.build_unlearning_data`, whose loading and writing are inline there: one shared
+    # pair of functions belongs in reference.py when it next changes, since editing it retrains every cached run)
     def write(tmp):
         write_csv(tmp / "forget.csv", forget)
         write_csv(tmp / "retain.csv", retain)

@@ -146,48 +146,35 @@ def test_gradient_ascent_by_name_trains_only_the_language_layers_and_lowers_the_
     assert torch.equal(before, after)  # the base weights are untouched: only the adapter moved
 
 
+def _answer(method, people, draw, k, hit):
+    """One hand-made scored answer: on a forget person a hit leaks (a miss is gibberish); on a retain person a hit is
+    right."""
+    forget = people == "forget"
+    return dict(
+        method=method,
+        people=people,
+        wordings="test",
+        draw=draw,
+        person_id=f"{people[0]}{k}",
+        leaked_facts="profession" if hit else "",
+        correct=bool(hit),
+        hallucinated=False,
+        degenerate=forget and not hit,
+        refusal=False,
+        description=False,
+        appearance_accuracy=np.nan,
+        behaviour="leak" if hit else ("degenerate" if forget else "other"),
+    )
+
+
 def _answers():
     """Two draws of hand-made answers, one method and the original: forget answers leak or not, retain ones are right
     or not."""
     rows = []
     for draw in (0, 1):
         for method, forget_leaks, retain_right in (("original", [1, 1], [1, 1, 1, 0]), ("PUBG", [0, 1], [1, 0, 1, 0])):
-            for k, leak in enumerate(forget_leaks):
-                rows.append(
-                    dict(
-                        method=method,
-                        people="forget",
-                        wordings="test",
-                        draw=draw,
-                        person_id=f"f{k}",
-                        leaked_facts="profession" if leak else "",
-                        correct=bool(leak),
-                        hallucinated=False,
-                        degenerate=not leak,
-                        refusal=False,
-                        description=False,
-                        appearance_accuracy=np.nan,
-                        behaviour="leak" if leak else "degenerate",
-                    )
-                )
-            for k, right in enumerate(retain_right):
-                rows.append(
-                    dict(
-                        method=method,
-                        people="retain",
-                        wordings="test",
-                        draw=draw,
-                        person_id=f"r{k}",
-                        leaked_facts="profession" if right else "",
-                        correct=bool(right),
-                        hallucinated=False,
-                        degenerate=False,
-                        refusal=False,
-                        description=False,
-                        appearance_accuracy=np.nan,
-                        behaviour="leak" if right else "other",
-                    )
-                )
+            rows += [_answer(method, "forget", draw, k, hit) for k, hit in enumerate(forget_leaks)]
+            rows += [_answer(method, "retain", draw, k, hit) for k, hit in enumerate(retain_right)]
     return pd.DataFrame(rows)
 
 
