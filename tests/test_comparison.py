@@ -272,17 +272,30 @@ def test_a_notebook_asserts_only_the_claims_that_hold_on_every_world(tmp_path, m
 
 
 def test_a_method_that_misses_climbs_the_learning_rate_ladder_to_its_first_reaching_rung(monkeypatch):
-    """On a draw where the stored rate misses val USR 0.95, the next rung is tried; the first rung that reaches is
-    kept (lower rates are less damaging), and a method that reaches nowhere keeps its best val USR over the rungs."""
+    """On a draw where the stored rate leaves a val photo unforgotten, the next rung is tried; the first rung that
+    forgets every val photo is kept, else the lowest that reached the target (lower rates are less damaging), and a
+    method that reaches nowhere keeps its best val USR over the rungs."""
     from pubg_lib import comparison, sweep
     from pubg_lib.unlearn import UnlearnConfig
 
-    reach_at = {"GA": 1e-3, "NPO": 3e-3, "GD": 1.0}  # the rate from which each method's trial forgets
+    # val USR by (method, rate): GA forgets fully at once; NPO at the second rung; GD never reaches the target;
+    # RANDOM reaches 0.95 at the first rung and 1.0 nowhere, so its first rung is kept
+    val = {
+        ("GA", 1e-3): 1.0,
+        ("NPO", 1e-3): 0.8,
+        ("NPO", 3e-3): 1.0,
+        ("GD", 1e-3): 0.5,
+        ("GD", 3e-3): 0.55,
+        ("GD", 1e-2): 0.6,
+        ("RANDOM", 1e-3): 0.95,
+        ("RANDOM", 3e-3): 0.95,
+        ("RANDOM", 1e-2): 0.9,
+    }
     tried = []
 
     def trial(lvlm, dataset, data, cfg, forget_ids, retain_ids, original, checkpoints):
         tried.append((cfg.method, cfg.learning_rate))
-        usr = 1.0 if cfg.learning_rate >= reach_at[cfg.method] * 0.999 else 0.5 + cfg.learning_rate * 10
+        usr = val[(cfg.method, round(cfg.learning_rate, 6))]
         return pd.DataFrame(
             {"step": [60, 120], "usr": [usr - 0.1, usr], "retain_recognition_relative": [1.0, 0.9]}
         ).assign(informativeness=np.nan)
@@ -292,13 +305,15 @@ def test_a_method_that_misses_climbs_the_learning_rate_ladder_to_its_first_reach
     monkeypatch.setattr(sweep, "score", lambda *a, **k: {"retain_recognition": 1.0})
     monkeypatch.setattr(sweep, "run_trial", trial)
     con = type("Con", (), {"lvlm": None, "dataset": None})()
-    settings = {m: UnlearnConfig(method=m, learning_rate=1e-3) for m in reach_at}
+    settings = {m: UnlearnConfig(method=m, learning_rate=1e-3) for m in ("GA", "NPO", "GD", "RANDOM")}
     calibrated, table = comparison.calibrate_steps(con, settings, 0, 5)
     table = table.set_index("method")
-    assert tried == [("GA", 1e-3), ("NPO", 1e-3), ("NPO", 3e-3), ("GD", 1e-3), ("GD", 3e-3), ("GD", 1e-2)]
+    assert [(m, round(lr, 6)) for m, lr in tried] == list(val)  # in turn, each method until it forgets fully
     assert table.loc["GA", "rungs"] == 1 and table.loc["NPO", "rungs"] == 2 and table.loc["GD", "rungs"] == 3
+    assert table.loc["RANDOM", "rungs"] == 3 and calibrated["RANDOM"].learning_rate == pytest.approx(1e-3)
+    assert table.loc["RANDOM", "reached"] and table.loc["RANDOM", "val_usr"] == pytest.approx(0.95)
     assert calibrated["NPO"].learning_rate == pytest.approx(3e-3) and table.loc["NPO", "reached"]
     assert calibrated["NPO"].steps == 120 and calibrated["NPO"].seed == 0
-    # GD never reaches: its best val USR is on the highest rung (0.5 + 0.1), and it says so
+    # GD never reaches: its best val USR is on the highest rung (0.6), and it says so
     assert not table.loc["GD", "reached"] and calibrated["GD"].learning_rate == pytest.approx(1e-2)
     assert table.loc["GD", "val_usr"] == pytest.approx(0.6)
