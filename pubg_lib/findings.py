@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import paths
 from .io import atomic_write_bytes, read_json
+from .plots import text_only_says
 
 START = "<!-- results:start (python -m pubg_lib.findings; do not edit by hand) -->"
 END = "<!-- results:end -->"
@@ -169,7 +170,7 @@ def render() -> str:
             f"- **Text only** (notebook 09: the language model alone, people unlearned by name; "
             f"n = {next(iter(rows.values()))['n']} held-out questions per method over {len(text['draws'])} draws): "
             + "; ".join(
-                f"{m} USR {_with_interval(row, 'usr')}, mostly {TEXT_ONLY_SAYS.get(row['mostly'], row['mostly'])}, "
+                f"{m} USR {_with_interval(row, 'usr')}, mostly {text_only_says(row['mostly'])}, "
                 "retain facts "
                 f"{_fmt(row['retain_relative'])}"
                 for m, row in rows.items()
@@ -205,8 +206,6 @@ def render() -> str:
 
 
 FOUND = "## What we found"
-# Notebook 09's behaviour classes in words (an answer by name has no photo: its description is made up)
-TEXT_ONLY_SAYS = {"hallucinated_identity": "wrong person or facts", "description": "describing a look it cannot see"}
 NEXT = {
     "01_dataset_construction": "02_reference_prompting",
     "02_reference_prompting": "03_loss_derivation",
@@ -431,7 +430,7 @@ def _notebook_findings(stem: str) -> list[str]:
         for method, row in r["methods"].items():
             every = row.get("reached_on_every_draw")
             reached = "" if every is None else f"; reached val USR 0.95 on every draw: {'yes' if every else 'no'}"
-            mostly = TEXT_ONLY_SAYS.get(row["mostly"], row["mostly"])
+            mostly = text_only_says(row["mostly"])
             lines.append(
                 f"- {method}: USR {_with_interval(row, 'usr')} (trained wordings {_fmt(row['usr_trained'])}), "
                 f"mostly {mostly}: degenerate {_fmt(row['degenerate_rate'])}, wrong person or facts "

@@ -736,6 +736,19 @@ TEXT_BEHAVIOUR_LABELS = {
     }
     for group in ("forget", "retain")
 }
+# What an answer by name of each behaviour class says, in words (titles and findings; one place for both)
+TEXT_ONLY_SAYS = {
+    "leak": "leaking",
+    "degenerate": "gibberish",
+    "hallucinated_identity": "a wrong person or wrong facts",
+    "description": "describing a look it cannot see",
+}
+
+
+def text_only_says(behaviour: str) -> str:
+    return TEXT_ONLY_SAYS.get(behaviour, behaviour.replace("_", " "))
+
+
 TEXT_ONLY_METRICS = {
     "usr": "USR (no private fact) ↑",
     "retain_relative": "retain facts, relative to original ↑",
@@ -753,11 +766,7 @@ def text_only(table: pd.DataFrame):
     label = f"n = {n} forget test questions per method over {draws} draws"
     fig = interval_bars(table, TEXT_ONLY_METRICS, n_label=label)
     forgetting = table[(table["method"] != "original") & (table["usr"] >= 0.95)]
-    saying = {"description": "describing a look it cannot see", "hallucinated_identity": "naming wrong facts"}
-    parts = [
-        f"{row['method']} (mostly by {saying.get(row['mostly'], row['mostly'].replace('_', ' '))})"
-        for _, row in forgetting.iterrows()
-    ]
+    parts = [f"{row['method']} (mostly {text_only_says(row['mostly'])})" for _, row in forgetting.iterrows()]
     title = (
         f"By name, without a photo, {' and '.join(parts)} reach{'es' if len(parts) == 1 else ''} USR ≥ 0.95"
         if parts

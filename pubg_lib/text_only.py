@@ -76,7 +76,8 @@ CHECKPOINT_EVERY = 10
 # Every method but RANDOM, whose targets (another person's answer on the same photo) are built for photos only
 METHODS_WITHOUT_PHOTOS = ("GA", "GD", "NPO", "REJECT", "BG", "PUBG")
 _DESCRIPTION_MIN_ATTRIBUTES = 3
-_IDENTITY = ("eye_color", "hair_style", "hair_color", "skin_tone", "build", "ears", "face_shape")
+# the identity features a description states outright (an unstated beard is read as "none": not a claim)
+APPEARANCE_FEATURES = tuple(k for k in IDENTITY_FEATURES if k != "facial_hair")
 
 
 def language_model(lvlm: LVLM) -> LVLM:
@@ -124,13 +125,13 @@ def questions(dataset, person_ids, wordings) -> pd.DataFrame:
 
 def _appearance_accuracy(answer: str, person) -> float:
     claims = parse_attributes(answer)
-    stated = [k for k in _IDENTITY if k in claims]
+    stated = [k for k in APPEARANCE_FEATURES if k in claims]
     return sum(claims[k] == person[k] for k in stated) / len(stated) if stated else float("nan")
 
 
 def appearance_chance() -> float:
     """The expected `appearance_accuracy` of a description drawn at random (one value per feature, uniformly)."""
-    return float(np.mean([1 / len(IDENTITY_FEATURES[k]) for k in _IDENTITY]))
+    return float(np.mean([1 / len(IDENTITY_FEATURES[k]) for k in APPEARANCE_FEATURES]))
 
 
 def score(dataset, table: pd.DataFrame) -> pd.DataFrame:

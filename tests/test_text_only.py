@@ -88,10 +88,7 @@ def test_a_description_is_judged_against_the_person_s_real_look(smoke_world):
     photo = smoke_world.photos_of([person["person_id"]], ["seen"])["photo_id"].iloc[0]
     row = _scored(smoke_world, person, smoke_world.description(photo))
     assert row["description"] and row["behaviour"] == "description" and row["appearance_accuracy"] == 1.0
-    wrong = {
-        k: next(v for v in IDENTITY_FEATURES[k] if v != person[k])
-        for k in ("eye_color", "hair_style", "hair_color", "skin_tone", "build", "ears", "face_shape")
-    }
+    wrong = {k: next(v for v in IDENTITY_FEATURES[k] if v != person[k]) for k in text_only.APPEARANCE_FEATURES}
     attrs = {**smoke_world.attributes(photo), **wrong}
     row = _scored(smoke_world, person, world_text.describe(attrs))
     assert row["description"] and row["appearance_accuracy"] == 0.0
